@@ -1,0 +1,80 @@
+"""ivig-cds: does IVIG have a role for this multiple-sclerosis patient, and on what evidence?
+
+    >>> from ivig_cds import evaluate
+    >>> evaluate({"ms_phenotype": "SPMS"}).tier
+    <Tier.NOT_RECOMMENDED: 'not_recommended'>
+"""
+
+from __future__ import annotations
+
+from ivig_cds._errors import (
+    EngineError,
+    InvalidPatientError,
+    IvigCdsError,
+    KnowledgeBaseError,
+    KnowledgeGapError,
+    KnowledgeIssue,
+)
+from ivig_cds._evaluate import Evaluator, default_evaluator, evaluate
+from ivig_cds._evidence import EvidenceEntry
+from ivig_cds._knowledge_base import KnowledgeBase
+from ivig_cds._loader import load_knowledge_base
+from ivig_cds._patient import PatientContext, parse_patient
+from ivig_cds._recommendation import (
+    Caution,
+    Citation,
+    Fact,
+    Finding,
+    KnowledgeBaseRef,
+    Question,
+    Recommendation,
+)
+from ivig_cds._rules import CautionRule, Certainty, ConclusionRule
+from ivig_cds._vocabulary import (
+    CertaintyLevel,
+    FirstLineStatus,
+    IntendedUse,
+    MSPhenotype,
+    PregnancyStatus,
+    Sex,
+    StudyDesign,
+    Tier,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Caution",
+    "CautionRule",
+    "Certainty",
+    "CertaintyLevel",
+    "Citation",
+    "ConclusionRule",
+    "EngineError",
+    "Evaluator",
+    "EvidenceEntry",
+    "Fact",
+    "Finding",
+    "FirstLineStatus",
+    "IntendedUse",
+    "InvalidPatientError",
+    "IvigCdsError",
+    "KnowledgeBase",
+    "KnowledgeBaseError",
+    "KnowledgeBaseRef",
+    "KnowledgeGapError",
+    "KnowledgeIssue",
+    "MSPhenotype",
+    "PatientContext",
+    "PregnancyStatus",
+    "Question",
+    "Recommendation",
+    "Sex",
+    "StudyDesign",
+    "Tier",
+    "__version__",
+    "default_evaluator",
+    "evaluate",
+    "load_knowledge_base",
+    "parse_patient",
+]

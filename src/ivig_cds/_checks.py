@@ -1,0 +1,159 @@
+"""Checks across files, run at load: after them, every reference in the knowledge base resolves.
+
+Each file was already valid on its own; these catch what only the whole collection shows (ids
+used twice, citations of evidence that does not exist, evidence nobody cites, conditions on
+fields the patient context does not have, two conclusions claiming the same precedence).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from ivig_cds._errors import KnowledgeIssue
+from ivig_cds._evidence import EvidenceEntry
+from ivig_cds._patient import PatientContext
+from ivig_cds._rules import CautionRule, ConclusionRule, Operator
+from ivig_cds._vocabulary import IntendedUse, Tier
+from ivig_cds._yaml import LocatedDocument
+
+# Facts the engine derives before matching, beside the patient's own fields.
+CONCLUSION_DERIVED: dict[str, Any] = {"question": IntendedUse}
+CAUTION_DERIVED: dict[str, Any] = {**CONCLUSION_DERIVED, "tier": Tier, "primary_rule": str}
+LIST_FIELDS = frozenset(
+    name for name, f in PatientContext.model_fields.items() if "tuple" in str(f.annotation)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LocatedRule:
+    rule: ConclusionRule | CautionRule
+    path: Path
+    doc: LocatedDocument
+
+
+def cross_check(
+    rules: list[LocatedRule], evidence: list[tuple[EvidenceEntry, Path, LocatedDocument]]
+) -> list[KnowledgeIssue]:
+    evidence_ids = {e.id for e, _, _ in evidence}
+    conclusion_ids = {r.rule.id for r in rules if isinstance(r.rule, ConclusionRule)}
+    return [
+        *_unique_ids(((r.rule.id, r.path, r.doc) for r in rules), "rule"),
+        *_unique_ids(((e.id, p, d) for e, p, d in evidence), "evidence"),
+        *_file_named_after_id(evidence),
+        *_citations_resolve(rules, evidence_ids),
+        *_evidence_used(rules, evidence),
+        *_conditions_legal(rules, conclusion_ids),
+        *_precedence_unique(rules),
+    ]
+
+
+def _issue(path: Path, doc: LocatedDocument, loc: tuple[str | int, ...], msg: str) -> KnowledgeIssue:
+    line, column = doc.locate(loc) or (None, None)
+    return KnowledgeIssue(str(path), line, column, msg)
+
+
+def _suggest(word: str, options: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, sorted(options), n=1)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def _unique_ids(
+    items: Iterable[tuple[str, Path, LocatedDocument]], what: str
+) -> Iterator[KnowledgeIssue]:
+    first: dict[str, Path] = {}
+    for ident, path, doc in items:
+        if ident in first:
+            yield _issue(path, doc, ("id",), f"id: {what} id '{ident}' is already used by "
+                         f"{first[ident]}")
+        else:
+            first[ident] = path
+
+
+def _file_named_after_id(
+    evidence: list[tuple[EvidenceEntry, Path, LocatedDocument]],
+) -> Iterator[KnowledgeIssue]:
+    for entry, path, doc in evidence:
+        if path.stem != entry.id:
+            yield _issue(path, doc, ("id",), f"id: '{entry.id}' must match the file name "
+                         f"'{path.stem}'; rename the file to {entry.id}.yaml")
+
+
+def _citations_resolve(rules: list[LocatedRule], known: set[str]) -> Iterator[KnowledgeIssue]:
+    for r in rules:
+        for i, cited in enumerate(r.rule.evidence):
+            if cited not in known:
+                yield _issue(r.path, r.doc, ("evidence", i), f"evidence.{i}: cites '{cited}', "
+                             f"which is not in the evidence registry{_suggest(cited, known)}")
+        if len(set(r.rule.evidence)) != len(r.rule.evidence):
+            yield _issue(r.path, r.doc, ("evidence",), "evidence: an entry is cited twice")
+
+
+def _evidence_used(
+    rules: list[LocatedRule], evidence: list[tuple[EvidenceEntry, Path, LocatedDocument]]
+) -> Iterator[KnowledgeIssue]:
+    cited = {e for r in rules for e in r.rule.evidence}
+    for entry, path, doc in evidence:
+        if entry.id not in cited and not entry.background:
+            yield _issue(path, doc, ("id",), f"id: evidence '{entry.id}' is cited by no rule; "
+                         "cite it or mark it 'background: true'")
+        if entry.id in cited and entry.background:
+            yield _issue(path, doc, ("background",), f"background: '{entry.id}' is cited by a "
+                         "rule, so it is not background; remove 'background: true'")
+
+
+def _conditions_legal(rules: list[LocatedRule], conclusion_ids: set[str]) -> Iterator[KnowledgeIssue]:
+    patient_fields = PatientContext.model_fields
+    for r in rules:
+        derived = CONCLUSION_DERIVED if isinstance(r.rule, ConclusionRule) else CAUTION_DERIVED
+        allowed = [*patient_fields, *derived]
+        for name, cond in r.rule.when.items():
+            loc = ("when", name)
+            where = f"when.{name}"
+            op = cond.operator
+            if name not in allowed:
+                yield _issue(r.path, r.doc, loc, f"{where}: '{name}' is not a patient-context "
+                             f"field{_suggest(name, allowed)}")
+                continue
+            if op is Operator.UNKNOWN and name in derived:
+                yield _issue(r.path, r.doc, loc, f"{where}: '{name}' is always known; "
+                             "'unknown: true' can never hold")
+            if (op is Operator.NOT_EMPTY) != (name in LIST_FIELDS):
+                yield _issue(r.path, r.doc, loc, f"{where}: 'not_empty' applies to list fields "
+                             f"only ({', '.join(sorted(LIST_FIELDS))})")
+                continue
+            if name == "primary_rule":
+                for value in cond.values:
+                    if value not in conclusion_ids:
+                        yield _issue(r.path, r.doc, loc, f"{where}: '{value}' is not a conclusion "
+                                     f"id{_suggest(str(value), conclusion_ids)}")
+                continue
+            annotation = derived.get(name) or patient_fields[name].annotation
+            adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+            for value in cond.values:
+                try:
+                    adapter.validate_python(value)
+                except ValidationError as exc:
+                    reason = exc.errors(include_url=False)[0]["msg"]
+                    yield _issue(r.path, r.doc, loc, f"{where}: {value!r} is not a legal value: "
+                                 f"{reason}")
+
+
+def _precedence_unique(rules: list[LocatedRule]) -> Iterator[KnowledgeIssue]:
+    claimed: dict[tuple[IntendedUse, int], str] = {}
+    for r in rules:
+        if not isinstance(r.rule, ConclusionRule):
+            continue
+        for question in r.rule.questions:
+            key = (question, r.rule.precedence)
+            if key in claimed:
+                yield _issue(r.path, r.doc, ("precedence",), f"precedence: {r.rule.precedence} "
+                             f"for question '{question}' is already held by {claimed[key]}; "
+                             "precedence must be unique within a question")
+            else:
+                claimed[key] = r.rule.id

@@ -1,0 +1,63 @@
+"""Compile rule models into a durable_rules ruleset definition (plain data; no durable import).
+
+Also defines how a set of facts is encoded for durable, because the two must agree: only the
+fields some rule tests are sent, unknown values are left out (so `$nex` means "unknown"), enums
+become their string values and list fields their length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from ivig_cds._rules import CautionRule, ConclusionRule, Operator, _ConditionSpec
+
+# Every fact carries this pair and every rule tests it, so no rule can match durable's own
+# state object (a rule with no discriminator can loop on it).
+DISCRIMINATOR = ("ivig_kind", "facts")
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRuleset:
+    definition: dict[str, Any]
+    fields: tuple[str, ...]  # the fact fields the rules read, in first-use order
+
+    def encode(self, facts: Mapping[str, object]) -> dict[str, Any]:
+        """The fact durable sees for these facts (missing or None values are left out)."""
+        fact: dict[str, Any] = {DISCRIMINATOR[0]: DISCRIMINATOR[1]}
+        for name in self.fields:
+            value = facts.get(name)
+            if value is None:
+                continue
+            if isinstance(value, Enum):
+                value = value.value
+            elif isinstance(value, tuple | list):
+                value = len(value)
+            fact[name] = value
+        return fact
+
+
+def compile_rules(rules: Sequence[ConclusionRule | CautionRule]) -> CompiledRuleset:
+    """Translate rules into one durable ruleset; rule names are the rule ids."""
+    definition: dict[str, Any] = {}
+    fields: dict[str, None] = {}
+    for rule in rules:
+        tests: list[dict[str, Any]] = [{DISCRIMINATOR[0]: DISCRIMINATOR[1]}]
+        for name, condition in rule.when.items():
+            fields[name] = None
+            tests.append(_test(name, condition))
+        definition[rule.id] = {"all": [{"m": {"$and": tests}}]}
+    return CompiledRuleset(definition, tuple(fields))
+
+
+def _test(name: str, condition: _ConditionSpec) -> dict[str, Any]:
+    op = condition.operator
+    if op is Operator.UNKNOWN:
+        return {"$nex": {name: 1}}
+    if op is Operator.NOT_EMPTY:
+        return {"$gte": {name: 1}}
+    branches = [{name: v} for v in condition.values]
+    # `$or` fires once per true branch; the engine reports each rule once regardless.
+    return branches[0] if len(branches) == 1 else {"$or": branches}

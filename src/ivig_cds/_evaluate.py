@@ -1,0 +1,200 @@
+"""`evaluate()`: one patient in, one `Recommendation` out.
+
+The pipeline: validate the patient, settle the question, let durable fire every applicable
+conclusion, pick the tier by the precedence the rules declare, then fire the cautions for that
+result and say which unknown facts matter. Rules are compiled once, when the `Evaluator` is built.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from ivig_cds._compiler import CompiledRuleset, compile_rules
+from ivig_cds._engine import DurableMatcher
+from ivig_cds._errors import KnowledgeGapError
+from ivig_cds._knowledge_base import KnowledgeBase
+from ivig_cds._loader import load_knowledge_base
+from ivig_cds._patient import PatientContext, known_fields, parse_patient
+from ivig_cds._recommendation import (
+    Caution,
+    Citation,
+    Fact,
+    Finding,
+    KnowledgeBaseRef,
+    Question,
+    Recommendation,
+)
+from ivig_cds._reference import blocking_unknowns
+from ivig_cds._rules import CautionRule, ConclusionRule, Operator
+from ivig_cds._vocabulary import IntendedUse
+
+_FIELD_ORDER = {name: i for i, name in enumerate(PatientContext.model_fields)}
+
+
+def infer_question(patient: PatientContext) -> Question:
+    """The caller's intended use, or: an ongoing relapse asks about treating it, else long term."""
+    if patient.intended_use is not None:
+        return Question(intended_use=patient.intended_use, inferred=False)
+    if patient.acute_relapse:
+        return Question(intended_use=IntendedUse.ACUTE_RELAPSE, inferred=True)
+    return Question(intended_use=IntendedUse.DISEASE_MODIFYING, inferred=True)
+
+
+class Evaluator:
+    """A knowledge base compiled for evaluation; build once, call `evaluate` from any thread."""
+
+    def __init__(self, knowledge_base: KnowledgeBase) -> None:
+        self.knowledge_base = knowledge_base
+        self._conclusions = {r.id: r for r in knowledge_base.conclusions}
+        self._compiled: CompiledRuleset = compile_rules(knowledge_base.conclusions)
+        self._caution_compiled: CompiledRuleset = compile_rules(knowledge_base.cautions)
+        self._matcher = DurableMatcher(self._compiled.definition)
+        self._caution_matcher = DurableMatcher(self._caution_compiled.definition)
+        cite = {e.id: Citation.of(e) for e in knowledge_base.evidence.values()}
+        self._citations = {
+            r.id: tuple(cite[e] for e in r.evidence)
+            for r in (*knowledge_base.conclusions, *knowledge_base.cautions)
+        }
+        self._ref = KnowledgeBaseRef(
+            name=knowledge_base.manifest.name,
+            version=knowledge_base.version,
+            content_hash=knowledge_base.content_hash,
+        )
+        self._order = {r.id: i for i, r in enumerate(knowledge_base.conclusions)}
+
+    def evaluate(self, patient: PatientContext | Mapping[str, Any]) -> Recommendation:
+        """Evaluate one patient.
+
+        Args:
+            patient: a `PatientContext`, or a mapping validated into one.
+
+        Returns:
+            The recommendation for the question asked (or inferred), with its evidence.
+
+        Raises:
+            InvalidPatientError: the patient data is malformed or inconsistent.
+            EngineError: the rule engine failed (never carries patient data).
+        """
+        context = parse_patient(patient)
+        question = infer_question(context)
+        facts: dict[str, object] = {**known_fields(context), "question": question.intended_use}
+
+        fired = self._matcher.match(self._compiled.encode(facts))
+        primary = self._primary(fired, question.intended_use)
+        cautions = self._caution_matcher.match(
+            self._caution_compiled.encode(
+                {**facts, "tier": primary.tier, "primary_rule": primary.id}
+            )
+        )
+        findings = [self._finding(primary, "primary", question.intended_use, facts)]
+        findings.extend(
+            self._finding(self._conclusions[rule_id], "secondary", question.intended_use, facts)
+            for rule_id in sorted(fired - {primary.id}, key=self._order.__getitem__)
+        )
+        return Recommendation(
+            patient_id=context.patient_id,
+            question=question,
+            tier=primary.tier,
+            summary=primary.summary,
+            rationale=primary.rationale,
+            certainty=primary.certainty,
+            primary_rule=primary.id,
+            findings=tuple(findings),
+            citations=self._citations[primary.id],
+            cautions=tuple(
+                self._caution(rule) for rule in self.knowledge_base.cautions if rule.id in cautions
+            ),
+            missing_data=self._missing(primary, question.intended_use, facts),
+            knowledge_base=self._ref,
+        )
+
+    def _primary(self, fired: frozenset[str], question: IntendedUse) -> ConclusionRule:
+        answering = [
+            self._conclusions[i] for i in fired if question in self._conclusions[i].questions
+        ]
+        if not answering:
+            raise KnowledgeGapError(
+                f"no rule of knowledge base {self._ref.version} settles the question "
+                f"'{question}' for this patient; the rules need a conclusion for this situation"
+            )
+        return min(answering, key=lambda r: r.precedence)
+
+    def _missing(
+        self, primary: ConclusionRule, question: IntendedUse, facts: Mapping[str, object]
+    ) -> tuple[str, ...]:
+        """Unknown fields that blocked the primary rule's decision or could pre-empt it."""
+        found = set(primary.missing_fields)
+        for rule in self.knowledge_base.conclusions:
+            if question not in rule.questions or rule.precedence >= primary.precedence:
+                continue
+            unknown = blocking_unknowns(rule, facts)
+            if unknown and self._possible(rule, unknown, facts):
+                found.update(unknown)
+        return tuple(sorted(found, key=_FIELD_ORDER.__getitem__))
+
+    @staticmethod
+    def _possible(
+        rule: ConclusionRule, unknown: tuple[str, ...], facts: Mapping[str, object]
+    ) -> bool:
+        """Whether some valid patient, agreeing with what is known, would fire `rule`."""
+        hypothesis: dict[str, object] = {k: v for k, v in facts.items() if k != "question"}
+        for name in unknown:
+            condition = rule.when[name]
+            if condition.operator is Operator.NOT_EMPTY:
+                hypothesis[name] = ("unspecified",)
+            else:
+                hypothesis[name] = condition.values[0]
+        try:
+            PatientContext.model_validate(hypothesis)
+        except ValidationError:
+            return False  # e.g. pregnancy for a patient recorded as male
+        return True
+
+    def _finding(
+        self, rule: ConclusionRule, role: str, question: IntendedUse, facts: Mapping[str, object]
+    ) -> Finding:
+        return Finding(
+            rule_id=rule.id,
+            version=rule.version,
+            title=rule.title,
+            role=role,  # type: ignore[arg-type]
+            question=question if question in rule.questions else rule.questions[0],
+            tier=rule.tier,
+            summary=rule.summary,
+            rationale=rule.rationale,
+            certainty=rule.certainty,
+            citations=self._citations[rule.id],
+            facts=tuple(Fact(field=name, value=facts.get(name)) for name in rule.when),  # type: ignore[arg-type]
+        )
+
+    def _caution(self, rule: CautionRule) -> Caution:
+        return Caution(
+            rule_id=rule.id,
+            version=rule.version,
+            title=rule.title,
+            text=rule.text,
+            citations=self._citations[rule.id],
+        )
+
+
+_default: Evaluator | None = None
+_default_lock = threading.Lock()
+
+
+def default_evaluator() -> Evaluator:
+    """The evaluator of the shipped knowledge base, loaded and compiled on first use."""
+    global _default  # noqa: PLW0603 (a lazily built, then immutable, process-wide default)
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Evaluator(load_knowledge_base())
+    return _default
+
+
+def evaluate(patient: PatientContext | Mapping[str, Any]) -> Recommendation:
+    """Evaluate one patient against the shipped knowledge base; see `Evaluator.evaluate`."""
+    return default_evaluator().evaluate(patient)

@@ -1,0 +1,202 @@
+"""Read `rules/` and `evidence/` into a validated `KnowledgeBase`, or report every problem.
+
+Each file is parsed with positions kept, validated by its pydantic model, then all files are
+cross-checked together; problems from every stage are collected so that a knowledge engineer
+sees them all in one run, each as `path:line:column: what is wrong`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from ivig_cds._checks import LocatedRule, cross_check
+from ivig_cds._errors import KnowledgeBaseError, KnowledgeIssue
+from ivig_cds._evidence import EvidenceEntry, Outcome, SeedSource
+from ivig_cds._knowledge_base import KnowledgeBase
+from ivig_cds._rules import Certainty, CautionRule, ConclusionRule, Manifest, Provenance, Rule
+from ivig_cds._yaml import LocatedDocument, YamlProblem, parse_yaml
+
+MANIFEST_NAME = "knowledge-base.yaml"
+
+_M = TypeVar("_M", bound=BaseModel)
+_NESTED = (Certainty, Provenance, Outcome, SeedSource)
+_RULE: TypeAdapter[ConclusionRule | CautionRule] = TypeAdapter(Rule)
+_KNOWN_KEYS = sorted(
+    {
+        field.alias or name
+        for model in (ConclusionRule, CautionRule, Manifest, EvidenceEntry, *_NESTED)
+        for name, field in model.model_fields.items()
+    }
+)
+
+
+def default_dirs() -> tuple[Path, Path]:
+    """The shipped knowledge base: inside the installed wheel, or at the top of a checkout."""
+    packaged = Path(str(resources.files("ivig_cds"))) / "_kb"
+    if (packaged / "rules").is_dir():
+        return packaged / "rules", packaged / "evidence"
+    checkout = Path(__file__).resolve().parents[2]  # an editable install runs from src/
+    return checkout / "rules", checkout / "evidence"
+
+
+def load_knowledge_base(
+    rules_dir: str | Path | None = None, evidence_dir: str | Path | None = None
+) -> KnowledgeBase:
+    """Load and validate a knowledge base.
+
+    Args:
+        rules_dir: folder of rule files with `knowledge-base.yaml` at its top; default: shipped.
+        evidence_dir: folder of evidence files; default: the shipped registry.
+
+    Raises:
+        KnowledgeBaseError: listing every problem found, each with its file, line and column.
+    """
+    default_rules, default_evidence = default_dirs()
+    rules_path = Path(rules_dir) if rules_dir is not None else default_rules
+    evidence_path = Path(evidence_dir) if evidence_dir is not None else default_evidence
+    issues: list[KnowledgeIssue] = []
+    for folder, what in ((rules_path, "rules"), (evidence_path, "evidence")):
+        if not folder.is_dir():
+            issues.append(KnowledgeIssue(str(folder), None, None, f"{what} folder not found"))
+    if issues:
+        raise KnowledgeBaseError(issues)
+
+    manifest_file = rules_path / MANIFEST_NAME
+    rule_files = [f for f in _yaml_files(rules_path) if f != manifest_file]
+    evidence_files = _yaml_files(evidence_path)
+
+    manifest = None
+    if manifest_file.is_file():
+        manifest = _read_model(manifest_file, Manifest, issues)
+    else:
+        issues.append(
+            KnowledgeIssue(str(manifest_file), None, None, "missing; it names and versions the "
+                           "knowledge base")
+        )
+    rules: list[LocatedRule] = []
+    for path in rule_files:
+        read = _read(path, issues)
+        if read is not None:
+            rule = _validate(path, read, _RULE, issues)
+            if rule is not None:
+                rules.append(LocatedRule(rule, path, read))
+    evidence: list[tuple[EvidenceEntry, Path, LocatedDocument]] = []
+    for path in evidence_files:
+        read = _read(path, issues)
+        if read is not None:
+            entry = _validate(path, read, TypeAdapter(EvidenceEntry), issues)
+            if entry is not None:
+                evidence.append((entry, path, read))
+    if not rule_files:
+        issues.append(KnowledgeIssue(str(rules_path), None, None, "no rule files (*.yaml)"))
+    if not evidence_files:
+        issues.append(KnowledgeIssue(str(evidence_path), None, None, "no evidence files (*.yaml)"))
+
+    issues.extend(cross_check(rules, evidence))
+    if issues or manifest is None:
+        raise KnowledgeBaseError(issues)
+
+    return KnowledgeBase(
+        manifest=manifest,
+        conclusions=tuple(r.rule for r in rules if isinstance(r.rule, ConclusionRule)),
+        cautions=tuple(r.rule for r in rules if isinstance(r.rule, CautionRule)),
+        evidence={e.id: e for e, _, _ in sorted(evidence, key=lambda item: item[0].id)},
+        content_hash=_content_hash(manifest_file, rule_files, evidence_files),
+        rules_dir=rules_path,
+        evidence_dir=evidence_path,
+        sources={
+            **{r.rule.id: r.path for r in rules},
+            **{e.id: p for e, p, _ in evidence},
+        },
+    )
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def _content_hash(manifest: Path, rules: Iterable[Path], evidence: Iterable[Path]) -> str:
+    """sha256 over every file's name and bytes: two knowledge bases with one hash say the same."""
+    digest = hashlib.sha256()
+    for root_name, files in (("rules", [manifest, *rules]), ("evidence", list(evidence))):
+        for path in files:
+            digest.update(f"{root_name}/{path.name}\0".encode())
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
+def _read(path: Path, issues: list[KnowledgeIssue]) -> LocatedDocument | None:
+    try:
+        doc = parse_yaml(path.read_bytes())
+    except OSError as exc:
+        issues.append(KnowledgeIssue(str(path), None, None, f"cannot be read: {exc.strerror}"))
+        return None
+    except YamlProblem as exc:
+        issues.append(KnowledgeIssue(str(path), exc.line, exc.column, exc.message))
+        return None
+    if not isinstance(doc.data, dict):
+        line, column = doc.marks.get((), (None, None))
+        issues.append(
+            KnowledgeIssue(str(path), line, column,
+                           f"expected a mapping at the top, got {_kind(doc.data)}")
+        )
+        return None
+    return doc
+
+
+def _read_model(path: Path, model: type[_M], issues: list[KnowledgeIssue]) -> _M | None:
+    doc = _read(path, issues)
+    return None if doc is None else _validate(path, doc, TypeAdapter(model), issues)
+
+
+_T = TypeVar("_T")
+
+
+def _validate(
+    path: Path, doc: LocatedDocument, adapter: TypeAdapter[_T], issues: list[KnowledgeIssue]
+) -> _T | None:
+    try:
+        return adapter.validate_python(doc.data)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            loc = tuple(p for p in err["loc"] if p not in ("conclusion", "caution"))
+            line, column = doc.locate(loc) or (None, None)
+            issues.append(KnowledgeIssue(str(path), line, column, _explain(loc, err)))
+        return None
+
+
+def _explain(loc: tuple[int | str, ...], err: Any) -> str:
+    where = ".".join(str(p) for p in loc) or "file"
+    kind = err["type"]
+    if kind == "missing":
+        return f"{where}: required field is missing"
+    if kind == "extra_forbidden":
+        return f"{where}: unknown field{_suggest(str(loc[-1]), _KNOWN_KEYS)}"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    got = err.get("input")
+    if kind == "enum" and isinstance(got, str):
+        expected = err.get("ctx", {}).get("expected", "")
+        options = [o.strip(" '") for o in expected.replace(" or ", ",").split(",")]
+        return f"{where}: {message}; got '{got}'{_suggest(got, options)}"
+    if isinstance(got, str | int | float | bool) and kind not in ("missing",):
+        return f"{where}: {message}; got {got!r}"
+    return f"{where}: {message}"
+
+
+def _suggest(word: str, options: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(options), n=1)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "nothing"
+    return "a list" if isinstance(value, list) else f"a {type(value).__name__}"

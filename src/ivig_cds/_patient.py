@@ -1,0 +1,180 @@
+"""The patient context: the facts the rules reason over, validated before any rule sees them.
+
+Every field is optional because EHR data is incomplete: `None` means unknown, and the engine says
+which unknowns matter. Inconsistent facts are rejected rather than evaluated, because a wrong
+answer is worse than none.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import StringConstraints as Str
+
+from ivig_cds._errors import InvalidPatientError
+from ivig_cds._vocabulary import (
+    FirstLineStatus,
+    IntendedUse,
+    MSPhenotype,
+    PregnancyStatus,
+    Sex,
+)
+
+_RiskFactor = Annotated[str, Str(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class PatientContext(BaseModel):
+    """What is known about one patient; `None` everywhere means "unknown"."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,  # pydantic would otherwise echo the whole record
+        title="IVIG-CDS patient context",
+    )
+
+    patient_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Caller's identifier, echoed in the result; never interpreted.",
+    )
+    ms_phenotype: MSPhenotype | None = Field(
+        default=None, description="MS course, or not_ms when there is no MS diagnosis."
+    )
+    intended_use: IntendedUse | None = Field(
+        default=None,
+        description="The question asked of IVIG; inferred from acute_relapse when absent.",
+    )
+    acute_relapse: StrictBool | None = Field(
+        default=None, description="An MS relapse is under way now."
+    )
+    on_iv_methylprednisolone: StrictBool | None = Field(
+        default=None, description="The current relapse is treated with IV methylprednisolone."
+    )
+    first_line_dmt: FirstLineStatus | None = Field(
+        default=None,
+        description="Whether approved first-line therapy (interferon-beta, glatiramer acetate) "
+        "can be used.",
+    )
+    pregnancy_status: PregnancyStatus | None = None
+    weeks_postpartum: Annotated[int, Field(strict=True, ge=0, le=104)] | None = Field(
+        default=None, description="Whole weeks since delivery; needs pregnancy_status postpartum."
+    )
+    breastfeeding: StrictBool | None = None
+    thromboembolic_risk_factors: tuple[_RiskFactor, ...] | None = Field(
+        default=None,
+        max_length=50,
+        description="Risk factors for thromboembolism, free text; [] means none known.",
+    )
+    edss: Annotated[float, Field(strict=True, ge=0, le=10, allow_inf_nan=False)] | None = Field(
+        default=None, description="Expanded Disability Status Scale, 0 to 10 in steps of 0.5."
+    )
+    age_years: Annotated[int, Field(strict=True, ge=0, le=130)] | None = None
+    sex: Sex | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems = list(_inconsistencies(self))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def _inconsistencies(p: PatientContext) -> list[str]:
+    found = []
+    if p.edss is not None and (p.edss * 2) % 1 != 0:
+        found.append(f"edss: must be from 0 to 10 in steps of 0.5 (got {p.edss})")
+    if p.sex is Sex.MALE and p.pregnancy_status in (
+        PregnancyStatus.PREGNANT,
+        PregnancyStatus.POSTPARTUM,
+    ):
+        found.append(
+            f"pregnancy_status: '{p.pregnancy_status}' contradicts sex 'male'; correct one of them"
+        )
+    if p.sex is Sex.MALE and p.breastfeeding:
+        found.append("breastfeeding: true contradicts sex 'male'; correct one of them")
+    if p.weeks_postpartum is not None and p.pregnancy_status is not PregnancyStatus.POSTPARTUM:
+        found.append(
+            "weeks_postpartum: given but pregnancy_status is "
+            f"{_shown(p.pregnancy_status)}; it needs pregnancy_status 'postpartum'"
+        )
+    if p.intended_use is IntendedUse.ACUTE_RELAPSE and p.acute_relapse is False:
+        found.append(
+            "intended_use: 'acute_relapse' contradicts acute_relapse false; correct one of them"
+        )
+    return found
+
+
+def _shown(value: object) -> str:
+    return "unknown" if value is None else f"'{value}'"
+
+
+_FIELDS = tuple(PatientContext.model_fields)
+
+
+def parse_patient(data: object, *, source: str | None = None) -> PatientContext:
+    """Validate caller data into a `PatientContext`.
+
+    Args:
+        data: a `PatientContext` (returned as is) or a mapping of field names to values.
+        source: where the data came from (a file name), prefixed to error messages.
+
+    Raises:
+        InvalidPatientError: one line per problem, each naming its field; no patient record.
+    """
+    if isinstance(data, PatientContext):
+        return data
+    if not isinstance(data, Mapping):
+        raise InvalidPatientError(
+            [f"expected a mapping of patient fields, got {type(data).__name__}"], source=source
+        )
+    try:
+        return PatientContext.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidPatientError(_describe(exc, data), source=source) from None
+
+
+def _describe(exc: ValidationError, data: Mapping[Any, Any]) -> list[str]:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = err["loc"]
+        if not loc:  # a cross-field check: its message already names the fields
+            problems.extend(str(err["msg"]).removeprefix("Value error, ").split("\n"))
+            continue
+        field = str(loc[0])
+        where = ".".join(str(part) for part in loc)
+        if err["type"] == "extra_forbidden":
+            hint = difflib.get_close_matches(field, _FIELDS, n=1)
+            suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+            problems.append(f"{_quoted(field)}: unknown field{suggestion}")
+            continue
+        value = _offending_value(data, loc)
+        problems.append(f"{where}: {err['msg']}{value}")
+    return problems
+
+
+def _quoted(name: str) -> str:
+    return repr(name[:60] + "…") if len(name) > 60 else repr(name)
+
+
+def _offending_value(data: Mapping[Any, Any], loc: tuple[int | str, ...]) -> str:
+    """Quote the one offending value, shortened, so errors help without leaking the record."""
+    value: Any = data
+    for part in loc:
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            return ""
+    if isinstance(value, Mapping | list | tuple):
+        return f" (got a {type(value).__name__})"
+    text = repr(value)
+    return f" (got {text[:60]}…)" if len(text) > 60 else f" (got {text})"
+
+
+def known_fields(patient: PatientContext) -> dict[str, object]:
+    """The fields whose value is known, in declaration order."""
+    return {f: v for f in _FIELDS if (v := getattr(patient, f)) is not None}

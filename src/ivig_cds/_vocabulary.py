@@ -1,0 +1,80 @@
+"""Closed vocabularies shared by patients, rules and results.
+
+Their string values are a contract with EHR glue code and with the YAML knowledge base, so they
+never change meaning; new members may be added.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class MSPhenotype(StrEnum):
+    CIS = "CIS"
+    RRMS = "RRMS"
+    SPMS = "SPMS"
+    PPMS = "PPMS"
+    NOT_MS = "not_ms"
+
+
+class IntendedUse(StrEnum):
+    """The clinical question: what IVIG would be given for."""
+
+    DISEASE_MODIFYING = "disease_modifying"
+    ACUTE_RELAPSE = "acute_relapse"
+    FIXED_DEFICITS = "fixed_deficits"
+
+
+class FirstLineStatus(StrEnum):
+    """Whether approved first-line therapy (interferon-beta, glatiramer acetate) can be used."""
+
+    SUITABLE = "suitable"
+    NOT_TOLERATED = "not_tolerated"
+    CONTRAINDICATED = "contraindicated"
+    DECLINED = "declined"
+    INEFFECTIVE = "ineffective"
+
+
+class PregnancyStatus(StrEnum):
+    PREGNANT = "pregnant"
+    POSTPARTUM = "postpartum"
+    NOT_PREGNANT = "not_pregnant"
+
+
+class Sex(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+
+
+class Tier(StrEnum):
+    """How the evidence positions IVIG for the question asked (see the README's tier table)."""
+
+    SECOND_LINE = "second_line"
+    NOT_FIRST_LINE = "not_first_line"
+    INSUFFICIENT_EVIDENCE = "insufficient_evidence"
+    NOT_RECOMMENDED = "not_recommended"
+    INDETERMINATE = "indeterminate"
+    NOT_APPLICABLE = "not_applicable"
+
+
+class CertaintyLevel(StrEnum):
+    HIGH = "high"
+    MODERATE = "moderate"
+    LOW = "low"
+    VERY_LOW = "very_low"
+
+
+class StudyDesign(StrEnum):
+    """Designs as the seed documents describe them; nothing stronger than the source says."""
+
+    META_ANALYSIS = "meta_analysis"
+    DOUBLE_BLIND_RCT = "double_blind_rct"
+    RANDOMIZED_PLACEBO_CONTROLLED_TRIAL = "randomized_placebo_controlled_trial"
+    RCT_SECONDARY_ANALYSIS = "rct_secondary_analysis"
+    SINGLE_BLIND_RANDOMIZED = "single_blind_randomized"
+    PILOT_RCT_STOPPED_AT_INTERIM = "pilot_rct_stopped_at_interim"
+    OPEN_LABEL_UNCONTROLLED_SERIES = "open_label_uncontrolled_series"
+    NARRATIVE_REVIEW = "narrative_review"
+    ANIMAL_DATA_REVIEW = "animal_data_review"
+    UNATTRIBUTED_SECONDARY_SUMMARY = "unattributed_secondary_summary"
