@@ -1,8 +1,8 @@
 """ivig-cds: does IVIG have a role for this multiple-sclerosis patient, and on what evidence?
 
-    >>> from ivig_cds import evaluate
-    >>> evaluate({"ms_phenotype": "SPMS"}).tier
-    <Tier.NOT_RECOMMENDED: 'not_recommended'>
+>>> from ivig_cds import evaluate
+>>> evaluate({"ms_phenotype": "SPMS"}).tier
+<Tier.NOT_RECOMMENDED: 'not_recommended'>
 """
 
 from __future__ import annotations

@@ -53,7 +53,9 @@ def cross_check(
     ]
 
 
-def _issue(path: Path, doc: LocatedDocument, loc: tuple[str | int, ...], msg: str) -> KnowledgeIssue:
+def _issue(
+    path: Path, doc: LocatedDocument, loc: tuple[str | int, ...], msg: str
+) -> KnowledgeIssue:
     line, column = doc.locate(loc) or (None, None)
     return KnowledgeIssue(str(path), line, column, msg)
 
@@ -69,8 +71,9 @@ def _unique_ids(
     first: dict[str, Path] = {}
     for ident, path, doc in items:
         if ident in first:
-            yield _issue(path, doc, ("id",), f"id: {what} id '{ident}' is already used by "
-                         f"{first[ident]}")
+            yield _issue(
+                path, doc, ("id",), f"id: {what} id '{ident}' is already used by {first[ident]}"
+            )
         else:
             first[ident] = path
 
@@ -80,16 +83,26 @@ def _file_named_after_id(
 ) -> Iterator[KnowledgeIssue]:
     for entry, path, doc in evidence:
         if path.stem != entry.id:
-            yield _issue(path, doc, ("id",), f"id: '{entry.id}' must match the file name "
-                         f"'{path.stem}'; rename the file to {entry.id}.yaml")
+            yield _issue(
+                path,
+                doc,
+                ("id",),
+                f"id: '{entry.id}' must match the file name "
+                f"'{path.stem}'; rename the file to {entry.id}.yaml",
+            )
 
 
 def _citations_resolve(rules: list[LocatedRule], known: set[str]) -> Iterator[KnowledgeIssue]:
     for r in rules:
         for i, cited in enumerate(r.rule.evidence):
             if cited not in known:
-                yield _issue(r.path, r.doc, ("evidence", i), f"evidence.{i}: cites '{cited}', "
-                             f"which is not in the evidence registry{_suggest(cited, known)}")
+                yield _issue(
+                    r.path,
+                    r.doc,
+                    ("evidence", i),
+                    f"evidence.{i}: cites '{cited}', "
+                    f"which is not in the evidence registry{_suggest(cited, known)}",
+                )
         if len(set(r.rule.evidence)) != len(r.rule.evidence):
             yield _issue(r.path, r.doc, ("evidence",), "evidence: an entry is cited twice")
 
@@ -100,14 +113,26 @@ def _evidence_used(
     cited = {e for r in rules for e in r.rule.evidence}
     for entry, path, doc in evidence:
         if entry.id not in cited and not entry.background:
-            yield _issue(path, doc, ("id",), f"id: evidence '{entry.id}' is cited by no rule; "
-                         "cite it or mark it 'background: true'")
+            yield _issue(
+                path,
+                doc,
+                ("id",),
+                f"id: evidence '{entry.id}' is cited by no rule; "
+                "cite it or mark it 'background: true'",
+            )
         if entry.id in cited and entry.background:
-            yield _issue(path, doc, ("background",), f"background: '{entry.id}' is cited by a "
-                         "rule, so it is not background; remove 'background: true'")
+            yield _issue(
+                path,
+                doc,
+                ("background",),
+                f"background: '{entry.id}' is cited by a "
+                "rule, so it is not background; remove 'background: true'",
+            )
 
 
-def _conditions_legal(rules: list[LocatedRule], conclusion_ids: set[str]) -> Iterator[KnowledgeIssue]:
+def _conditions_legal(
+    rules: list[LocatedRule], conclusion_ids: set[str]
+) -> Iterator[KnowledgeIssue]:
     patient_fields = PatientContext.model_fields
     for r in rules:
         derived = CONCLUSION_DERIVED if isinstance(r.rule, ConclusionRule) else CAUTION_DERIVED
@@ -117,31 +142,50 @@ def _conditions_legal(rules: list[LocatedRule], conclusion_ids: set[str]) -> Ite
             where = f"when.{name}"
             op = cond.operator
             if name not in allowed:
-                yield _issue(r.path, r.doc, loc, f"{where}: '{name}' is not a patient-context "
-                             f"field{_suggest(name, allowed)}")
+                yield _issue(
+                    r.path,
+                    r.doc,
+                    loc,
+                    f"{where}: '{name}' is not a patient-context field{_suggest(name, allowed)}",
+                )
                 continue
             if op is Operator.UNKNOWN and name in derived:
-                yield _issue(r.path, r.doc, loc, f"{where}: '{name}' is always known; "
-                             "'unknown: true' can never hold")
+                yield _issue(
+                    r.path,
+                    r.doc,
+                    loc,
+                    f"{where}: '{name}' is always known; 'unknown: true' can never hold",
+                )
             if (op is Operator.NOT_EMPTY) != (name in LIST_FIELDS):
-                yield _issue(r.path, r.doc, loc, f"{where}: 'not_empty' applies to list fields "
-                             f"only ({', '.join(sorted(LIST_FIELDS))})")
+                yield _issue(
+                    r.path,
+                    r.doc,
+                    loc,
+                    f"{where}: 'not_empty' applies to list fields "
+                    f"only ({', '.join(sorted(LIST_FIELDS))})",
+                )
                 continue
             if name == "primary_rule":
                 for value in cond.values:
                     if value not in conclusion_ids:
-                        yield _issue(r.path, r.doc, loc, f"{where}: '{value}' is not a conclusion "
-                                     f"id{_suggest(str(value), conclusion_ids)}")
+                        yield _issue(
+                            r.path,
+                            r.doc,
+                            loc,
+                            f"{where}: '{value}' is not a conclusion "
+                            f"id{_suggest(str(value), conclusion_ids)}",
+                        )
                 continue
-            annotation = derived.get(name) or patient_fields[name].annotation
+            annotation: Any = derived.get(name) or patient_fields[name].annotation
             adapter: TypeAdapter[Any] = TypeAdapter(annotation)
             for value in cond.values:
                 try:
                     adapter.validate_python(value)
                 except ValidationError as exc:
                     reason = exc.errors(include_url=False)[0]["msg"]
-                    yield _issue(r.path, r.doc, loc, f"{where}: {value!r} is not a legal value: "
-                                 f"{reason}")
+                    yield _issue(
+                        r.path, r.doc, loc, f"{where}: {value!r} is not a legal value: {reason}"
+                    )
 
 
 def _precedence_unique(rules: list[LocatedRule]) -> Iterator[KnowledgeIssue]:
@@ -152,8 +196,13 @@ def _precedence_unique(rules: list[LocatedRule]) -> Iterator[KnowledgeIssue]:
         for question in r.rule.questions:
             key = (question, r.rule.precedence)
             if key in claimed:
-                yield _issue(r.path, r.doc, ("precedence",), f"precedence: {r.rule.precedence} "
-                             f"for question '{question}' is already held by {claimed[key]}; "
-                             "precedence must be unique within a question")
+                yield _issue(
+                    r.path,
+                    r.doc,
+                    ("precedence",),
+                    f"precedence: {r.rule.precedence} "
+                    f"for question '{question}' is already held by {claimed[key]}; "
+                    "precedence must be unique within a question",
+                )
             else:
                 claimed[key] = r.rule.id

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -155,20 +155,24 @@ class Evaluator:
         return True
 
     def _finding(
-        self, rule: ConclusionRule, role: str, question: IntendedUse, facts: Mapping[str, object]
+        self,
+        rule: ConclusionRule,
+        role: Literal["primary", "secondary"],
+        question: IntendedUse,
+        facts: Mapping[str, Any],
     ) -> Finding:
         return Finding(
             rule_id=rule.id,
             version=rule.version,
             title=rule.title,
-            role=role,  # type: ignore[arg-type]
+            role=role,
             question=question if question in rule.questions else rule.questions[0],
             tier=rule.tier,
             summary=rule.summary,
             rationale=rule.rationale,
             certainty=rule.certainty,
             citations=self._citations[rule.id],
-            facts=tuple(Fact(field=name, value=facts.get(name)) for name in rule.when),  # type: ignore[arg-type]
+            facts=tuple(Fact(field=name, value=facts.get(name)) for name in rule.when),
         )
 
     def _caution(self, rule: CautionRule) -> Caution:

@@ -28,13 +28,14 @@ class KnowledgeBase:
         return self.manifest.version
 
     def rule(self, rule_id: str) -> ConclusionRule | CautionRule:
-        for rule in (*self.conclusions, *self.cautions):
-            if rule.id == rule_id:
-                return rule
+        for conclusion in self.conclusions:
+            if conclusion.id == rule_id:
+                return conclusion
+        for caution in self.cautions:
+            if caution.id == rule_id:
+                return caution
         raise KeyError(rule_id)
 
     def cited_by(self, evidence_id: str) -> tuple[str, ...]:
         """Ids of the rules that cite an evidence entry, in knowledge-base order."""
-        return tuple(
-            r.id for r in (*self.conclusions, *self.cautions) if evidence_id in r.evidence
-        )
+        return tuple(r.id for r in (*self.conclusions, *self.cautions) if evidence_id in r.evidence)

@@ -20,12 +20,13 @@ from ivig_cds._checks import LocatedRule, cross_check
 from ivig_cds._errors import KnowledgeBaseError, KnowledgeIssue
 from ivig_cds._evidence import EvidenceEntry, Outcome, SeedSource
 from ivig_cds._knowledge_base import KnowledgeBase
-from ivig_cds._rules import Certainty, CautionRule, ConclusionRule, Manifest, Provenance, Rule
+from ivig_cds._rules import CautionRule, Certainty, ConclusionRule, Manifest, Provenance, Rule
 from ivig_cds._yaml import LocatedDocument, YamlProblem, parse_yaml
 
 MANIFEST_NAME = "knowledge-base.yaml"
 
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
 _NESTED = (Certainty, Provenance, Outcome, SeedSource)
 _RULE: TypeAdapter[ConclusionRule | CautionRule] = TypeAdapter(Rule)
 _KNOWN_KEYS = sorted(
@@ -77,23 +78,14 @@ def load_knowledge_base(
         manifest = _read_model(manifest_file, Manifest, issues)
     else:
         issues.append(
-            KnowledgeIssue(str(manifest_file), None, None, "missing; it names and versions the "
-                           "knowledge base")
+            KnowledgeIssue(
+                str(manifest_file), None, None, "missing; it names and versions the knowledge base"
+            )
         )
-    rules: list[LocatedRule] = []
-    for path in rule_files:
-        read = _read(path, issues)
-        if read is not None:
-            rule = _validate(path, read, _RULE, issues)
-            if rule is not None:
-                rules.append(LocatedRule(rule, path, read))
-    evidence: list[tuple[EvidenceEntry, Path, LocatedDocument]] = []
-    for path in evidence_files:
-        read = _read(path, issues)
-        if read is not None:
-            entry = _validate(path, read, TypeAdapter(EvidenceEntry), issues)
-            if entry is not None:
-                evidence.append((entry, path, read))
+    rules = [
+        LocatedRule(rule, path, doc) for rule, path, doc in _read_all(rule_files, _RULE, issues)
+    ]
+    evidence = _read_all(evidence_files, TypeAdapter(EvidenceEntry), issues)
     if not rule_files:
         issues.append(KnowledgeIssue(str(rules_path), None, None, "no rule files (*.yaml)"))
     if not evidence_files:
@@ -116,6 +108,18 @@ def load_knowledge_base(
             **{e.id: p for e, p, _ in evidence},
         },
     )
+
+
+def _read_all(
+    files: list[Path], adapter: TypeAdapter[_T], issues: list[KnowledgeIssue]
+) -> list[tuple[_T, Path, LocatedDocument]]:
+    read = []
+    for path in files:
+        doc = _read(path, issues)
+        model = None if doc is None else _validate(path, doc, adapter, issues)
+        if doc is not None and model is not None:
+            read.append((model, path, doc))
+    return read
 
 
 def _yaml_files(folder: Path) -> list[Path]:
@@ -145,8 +149,9 @@ def _read(path: Path, issues: list[KnowledgeIssue]) -> LocatedDocument | None:
     if not isinstance(doc.data, dict):
         line, column = doc.marks.get((), (None, None))
         issues.append(
-            KnowledgeIssue(str(path), line, column,
-                           f"expected a mapping at the top, got {_kind(doc.data)}")
+            KnowledgeIssue(
+                str(path), line, column, f"expected a mapping at the top, got {_kind(doc.data)}"
+            )
         )
         return None
     return doc
@@ -155,9 +160,6 @@ def _read(path: Path, issues: list[KnowledgeIssue]) -> LocatedDocument | None:
 def _read_model(path: Path, model: type[_M], issues: list[KnowledgeIssue]) -> _M | None:
     doc = _read(path, issues)
     return None if doc is None else _validate(path, doc, TypeAdapter(model), issues)
-
-
-_T = TypeVar("_T")
 
 
 def _validate(

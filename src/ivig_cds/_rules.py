@@ -48,8 +48,11 @@ class _ConditionSpec(_Frozen):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
-        given = [name for name in ("equals", "in_", "unknown", "not_empty") if getattr(self, name)
-                 is not None]
+        given = [
+            name
+            for name in ("equals", "in_", "unknown", "not_empty")
+            if getattr(self, name) is not None
+        ]
         if len(given) != 1:
             raise ValueError(
                 "a condition takes exactly one of: a value, 'in: [..]', 'unknown: true', "
@@ -91,7 +94,9 @@ class Provenance(_Frozen):
 
 
 class _Rule(_Frozen):
-    id: str = Field(pattern=RULE_ID_PATTERN, description="Stable: C for conclusions, K for cautions.")
+    id: str = Field(
+        pattern=RULE_ID_PATTERN, description="Stable: C for conclusions, K for cautions."
+    )
     version: int = Field(ge=1, description="Raised whenever the rule's meaning changes.")
     title: str = Field(min_length=1, max_length=120)
     when: dict[str, Condition] = Field(description="All must hold; fields of the patient context.")

@@ -20,7 +20,7 @@ Path = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class YamlProblem(Exception):
+class YamlProblem(Exception):  # noqa: N818 (a fault in a user's file, reported, not a bug)
     """A file that is not acceptable YAML; `line`/`column` are 1-based when known."""
 
     message: str
@@ -46,18 +46,18 @@ class LocatedDocument:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    def compose_node(self, parent: Node | None, index: Any) -> Node | None:  # type: ignore[override]
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(AliasEvent):
-            mark = self.peek_event().start_mark
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
             raise YamlProblem(
                 "YAML aliases (*name) are not allowed; write the value out", *_pos(mark)
             )
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             try:
                 duplicate = key in seen
             except TypeError:
@@ -108,7 +108,8 @@ def parse_yaml(raw: bytes) -> LocatedDocument:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         reason = exc.problem or exc.context or "invalid YAML"
-        raise YamlProblem(f"invalid YAML: {reason}", *(_pos(mark) if mark else (None, None)))
+        where = _pos(mark) if mark else (None, None)
+        raise YamlProblem(f"invalid YAML: {reason}", *where) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(f"invalid YAML: {exc}") from None
     except RecursionError:
