@@ -10,6 +10,7 @@ session that is deleted before the lock is released, and translates every failur
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -66,7 +67,8 @@ class DurableMatcher:
                     fired.add(_rule_name(result))
                     result = _dre.complete_and_start_action(self._handle, state)
             except Exception as exc:
-                self._discard_session()
+                with contextlib.suppress(Exception):  # the session may never have been created
+                    _dre.delete_state(self._handle, _SID)
                 raise EngineError(f"durable_rules failed while matching{_code(exc)}") from None
             self._discard_session()
         return frozenset(fired)

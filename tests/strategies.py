@@ -1,0 +1,52 @@
+"""Hypothesis strategies for valid patient contexts (consistent by construction)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+from ivig_cds import (
+    FirstLineStatus,
+    IntendedUse,
+    MSPhenotype,
+    PregnancyStatus,
+    Sex,
+)
+
+
+def _maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.none() | strategy
+
+
+@st.composite
+def patients(draw: st.DrawFn) -> dict[str, Any]:
+    """Any patient the validator accepts, as a plain mapping with unknowns left out."""
+    sex = draw(_maybe(st.sampled_from([s.value for s in Sex])))
+    pregnancy = draw(_maybe(st.sampled_from([p.value for p in PregnancyStatus])))
+    if sex == "male" and pregnancy in ("pregnant", "postpartum"):
+        pregnancy = "not_pregnant"
+    relapse = draw(_maybe(st.booleans()))
+    use = draw(_maybe(st.sampled_from([u.value for u in IntendedUse])))
+    if use == "acute_relapse" and relapse is False:
+        relapse = None
+    data: dict[str, Any] = {
+        "ms_phenotype": draw(_maybe(st.sampled_from([m.value for m in MSPhenotype]))),
+        "intended_use": use,
+        "acute_relapse": relapse,
+        "on_iv_methylprednisolone": draw(_maybe(st.booleans())),
+        "first_line_dmt": draw(_maybe(st.sampled_from([f.value for f in FirstLineStatus]))),
+        "pregnancy_status": pregnancy,
+        "weeks_postpartum": (
+            draw(_maybe(st.integers(0, 104))) if pregnancy == "postpartum" else None
+        ),
+        "breastfeeding": draw(_maybe(st.booleans())) if sex != "male" else None,
+        "thromboembolic_risk_factors": draw(
+            _maybe(st.lists(st.sampled_from(["obesity", "previous DVT", "smoking"]), max_size=3))
+        ),
+        "edss": draw(_maybe(st.integers(0, 20).map(lambda i: i / 2))),
+        "age_years": draw(_maybe(st.integers(0, 100))),
+        "sex": sex,
+        "patient_id": draw(_maybe(st.text("abcdef0123456789-", min_size=1, max_size=12))),
+    }
+    return {k: v for k, v in data.items() if v is not None}

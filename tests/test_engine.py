@@ -1,0 +1,122 @@
+"""The durable_rules wall: isolated, thread-safe, leak-free, and silent about patients."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+
+from ivig_cds import EngineError, Evaluator, KnowledgeBase
+from ivig_cds._compiler import compile_rules
+from ivig_cds._engine import DurableMatcher
+from ivig_cds._reference import matches
+
+from .strategies import patients
+
+MIXED: list[dict[str, Any]] = [
+    {"ms_phenotype": "RRMS", "first_line_dmt": "not_tolerated", "thromboembolic_risk_factors": ["x"]},
+    {"ms_phenotype": "SPMS", "intended_use": "acute_relapse"},
+    {"ms_phenotype": "CIS", "first_line_dmt": "suitable", "sex": "female"},
+    {"ms_phenotype": "PPMS"},
+    {"ms_phenotype": "RRMS", "acute_relapse": True},
+    {"ms_phenotype": "RRMS", "sex": "female", "pregnancy_status": "postpartum"},
+    {"ms_phenotype": "not_ms"},
+    {},
+]
+
+
+def _facts(evaluator: Evaluator, data: dict[str, Any]) -> dict[str, object]:
+    from ivig_cds._evaluate import infer_question
+    from ivig_cds._patient import known_fields, parse_patient
+
+    patient = parse_patient(data)
+    return {**known_fields(patient), "question": infer_question(patient).intended_use}
+
+
+@settings(max_examples=500, deadline=None)
+@given(patients())
+def test_durable_fires_exactly_what_the_reference_matcher_fires(
+    evaluator: Evaluator, data: dict[str, Any]
+) -> None:
+    """Differential: the compiled durable ruleset and the plain-Python oracle agree."""
+    kb = evaluator.knowledge_base
+    compiled = compile_rules(kb.conclusions)
+    facts = _facts(evaluator, data)
+    fired = DurableMatcher(compiled.definition).match(compiled.encode(facts))
+    assert fired == {r.id for r in kb.conclusions if matches(r, facts)}
+
+
+def test_every_applicable_rule_fires_not_only_the_first(kb: KnowledgeBase) -> None:
+    """Facts, not events: all three matching rules fire for one fact."""
+    compiled = compile_rules(kb.conclusions)
+    facts = {"ms_phenotype": "RRMS", "first_line_dmt": "suitable", "question": "fixed_deficits"}
+    assert DurableMatcher(compiled.definition).match(compiled.encode(facts)) == {"C01", "C09"}
+
+
+def test_many_sequential_evaluations_leave_no_session_behind(evaluator: Evaluator) -> None:
+    """Far past durable's 1,024-session cap, evaluations keep working (sessions are deleted)."""
+    results = {evaluator.evaluate(MIXED[i % len(MIXED)]).tier for i in range(3000)}
+    assert len(results) == 6
+
+
+def test_threads_get_the_sequential_answers(evaluator: Evaluator) -> None:
+    """8 threads x 300 mixed patients give exactly the answers computed one by one."""
+    expected = [evaluator.evaluate(p).model_dump_json() for p in MIXED]
+    failures: list[str] = []
+
+    def work(offset: int) -> None:
+        for i in range(300):
+            k = (i + offset) % len(MIXED)
+            if evaluator.evaluate(MIXED[k]).model_dump_json() != expected[k]:
+                failures.append(f"thread {offset} patient {k}")
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+def _tiers_in_child(patients_: list[dict[str, Any]]) -> list[str]:
+    from ivig_cds import evaluate
+
+    return [evaluate(p).tier.value for p in patients_]
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_worker_processes_get_the_same_answers(method: str, evaluator: Evaluator) -> None:
+    """Forked and spawned workers answer as the parent does."""
+    expected = [evaluator.evaluate(p).tier.value for p in MIXED]
+    with multiprocessing.get_context(method).Pool(2) as pool:
+        assert pool.map(_tiers_in_child, [MIXED, MIXED]) == [expected, expected]
+
+
+def test_engine_errors_carry_no_fact() -> None:
+    """A value durable rejects gives an EngineError with the error code and no fact text."""
+    matcher = DurableMatcher({"r": {"all": [{"m": {"$and": [{"k": "v"}, {"x": 1}]}}]}})
+    with pytest.raises(EngineError) as caught:
+        matcher.match({"k": "v", "x": 1e-05, "secret": "PATIENT-SECRET"})
+    assert "PATIENT-SECRET" not in str(caught.value)
+    assert str(caught.value).startswith("durable_rules failed while matching")
+    # The wall holds: the next call on the same matcher still works.
+    assert matcher.match({"k": "v", "x": 1}) == {"r"}
+
+
+def test_rejected_ruleset_is_an_engine_error() -> None:
+    """A definition durable cannot compile is reported without durable's exception."""
+    with pytest.raises(EngineError, match="rejected the compiled ruleset"):
+        DurableMatcher({"r": {"all": [{"m": {"$and": [{"x": float("inf")}]}}]}})
+
+
+def test_compiled_definition_is_plain_json(kb: KnowledgeBase) -> None:
+    """The compiler emits JSON-serialisable data with one durable rule per YAML rule."""
+    compiled = compile_rules(kb.conclusions)
+    assert set(json.loads(json.dumps(compiled.definition))) == {r.id for r in kb.conclusions}
+    assert compiled.definition["C13a"] == {
+        "all": [{"m": {"$and": [{"ivig_kind": "facts"}, {"$nex": {"ms_phenotype": 1}}]}}]
+    }

@@ -1,0 +1,97 @@
+"""The audit: every rule traces to evidence, every citation resolves, every figure is sourced."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ivig_cds import EvidenceEntry, KnowledgeBase, Tier
+
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _text(entry: EvidenceEntry) -> str:
+    return " ".join(str(v) for v in entry.model_dump(mode="json").values())
+
+
+def test_every_conclusion_cites_evidence_unless_indeterminate(kb: KnowledgeBase) -> None:
+    """A conclusion that claims a tier is backed by at least one work."""
+    for rule in kb.conclusions:
+        assert rule.evidence or rule.tier is Tier.INDETERMINATE, rule.id
+
+
+def test_every_citation_resolves(kb: KnowledgeBase) -> None:
+    """Every evidence id a rule cites names an entry of the registry."""
+    for rule in (*kb.conclusions, *kb.cautions):
+        assert set(rule.evidence) <= set(kb.evidence), rule.id
+
+
+def test_every_evidence_entry_is_used(kb: KnowledgeBase) -> None:
+    """No entry sits in the registry unused unless it says it is background."""
+    for entry in kb.evidence.values():
+        assert kb.cited_by(entry.id) or entry.background, entry.id
+
+
+def test_registry_holds_the_sixteen_works_of_the_spec(kb: KnowledgeBase) -> None:
+    """The registry is exactly the 14 PMIDs of seeds 000, 002, 003 plus seeds 001 and 004."""
+    pmids = {
+        "18075269", "12453069", "14598048", "12962026", "12910072", "12559498", "14760960",
+        "15451222", "15539773", "15949496", "16042226", "15955273", "15902390", "16998754",
+    }  # fmt: skip
+    assert {e.pmid for e in kb.evidence.values() if e.pmid} == pmids
+    assert set(kb.evidence) == {f"pmid-{p}" for p in pmids} | {"seed001-review", "seed004-summary"}
+
+
+@pytest.mark.parametrize("kind", ["conclusions", "cautions"])
+def test_every_number_in_a_rule_appears_in_its_evidence(kb: KnowledgeBase, kind: str) -> None:
+    """Figures written in rationales, summaries and caution texts come from the cited works."""
+    for rule in getattr(kb, kind):
+        prose = " ".join(getattr(rule, f, "") for f in ("summary", "rationale", "text"))
+        sourced = {n for e in rule.evidence for n in NUMBER.findall(_text(kb.evidence[e]))}
+        unsourced = set(NUMBER.findall(prose)) - sourced
+        assert not unsourced, f"{rule.id} writes {sorted(unsourced)} that its evidence lacks"
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="shared/seeds is not beside this checkout")
+def test_evidence_traces_to_its_seed(kb: KnowledgeBase) -> None:
+    """Each entry's seed exists, and its PMID, DOI and every outcome figure are printed there."""
+    for entry in kb.evidence.values():
+        seed = (SEEDS / entry.source.seed).read_text(encoding="utf-8")
+        for identifier in (entry.pmid, entry.doi):
+            assert identifier is None or identifier in seed, (entry.id, identifier)
+        for outcome in entry.outcomes:
+            assert outcome.result in seed, (entry.id, outcome.result)
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="shared/seeds is not beside this checkout")
+def test_findings_are_paraphrased_not_pasted(kb: KnowledgeBase) -> None:
+    """No rule rationale or evidence finding copies ten consecutive words from a seed.
+
+    Figures are copied exactly on purpose, so numbers are left out of the comparison.
+    """
+    seeds = " ".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt")))
+    seed_words = _words(seeds)
+    shingles = {" ".join(seed_words[i : i + 10]) for i in range(len(seed_words) - 9)}
+    texts = {e.id: e.findings for e in kb.evidence.values()}
+    texts |= {r.id: r.rationale for r in kb.conclusions}
+    pasted = {}
+    for ident, text in texts.items():
+        words = _words(text)
+        runs = shingles.intersection(" ".join(words[i : i + 10]) for i in range(len(words) - 9))
+        if runs:
+            pasted[ident] = sorted(runs)[0]
+    assert not pasted
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if not w.isdigit() and len(w) > 1]
+
+
+def test_rule_provenance_names_real_seeds(kb: KnowledgeBase) -> None:
+    """Provenance lists only seed files that evidence entries also come from."""
+    seeds = {e.source.seed for e in kb.evidence.values()}
+    for rule in (*kb.conclusions, *kb.cautions):
+        assert set(rule.provenance.seeds) <= seeds, rule.id
