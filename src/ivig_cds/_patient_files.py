@@ -1,0 +1,153 @@
+"""Find and read patient files for the command line: files, directories and standard input.
+
+Every way a file can fail (unreadable, not YAML/JSON, an invalid patient) becomes one
+`PatientFileError` naming the file, with each problem located at its line and column when the
+file says where, so that the command line reports them all the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ivig_cds._errors import InvalidPatientError, IvigCdsError
+from ivig_cds._patient import PatientContext, parse_patient
+from ivig_cds._yaml import LocatedDocument, YamlProblem, parse_yaml
+
+PATIENT_SUFFIXES = (".json", ".yaml", ".yml")
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+# The field an InvalidPatientError problem names: `edss: ...`, `'edsss': unknown field`,
+# `thromboembolic_risk_factors.0: ...`.
+_PROBLEM_FIELD = re.compile(r"^'?(?P<field>[A-Za-z_]\w*)'?(?:\.(?P<index>\d+))?:")
+
+
+class PatientPathError(IvigCdsError):
+    """A path given on the command line names no patient file: a usage error, not bad data."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a patient file; `line`/`column` are 1-based when known."""
+
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.message
+        return f"line {self.line}, column {self.column}: {self.message}"
+
+
+class PatientFileError(IvigCdsError):
+    """A patient file that could not be read, parsed, validated or evaluated."""
+
+    def __init__(self, source: str, summary: str, problems: Sequence[Problem]) -> None:
+        self.source = source
+        self.summary = summary
+        self.problems = tuple(problems)
+        lines = "".join(f"\n  - {p}" for p in self.problems)
+        super().__init__(f"{source}: {summary}{lines}")
+
+
+@dataclass(frozen=True, slots=True)
+class PatientSource:
+    """One patient file to read: `path` is None for standard input."""
+
+    name: str
+    path: Path | None
+
+    def read_bytes(self, stdin: Callable[[], bytes]) -> bytes:
+        return stdin() if self.path is None else self.path.read_bytes()
+
+
+def discover(paths: Iterable[str]) -> list[PatientSource]:
+    """Expand command-line paths into patient files, in the order given.
+
+    A directory stands for the `*.json`, `*.yaml` and `*.yml` files directly inside it (not in
+    its subfolders), sorted by name; `-` stands for standard input.
+
+    Raises:
+        PatientPathError: a path does not exist, or a directory holds no patient file.
+    """
+    found: list[PatientSource] = []
+    for given in paths:
+        if given == STDIN:
+            found.append(PatientSource(STDIN_NAME, None))
+            continue
+        path = Path(given)
+        if path.is_dir():
+            inside = sorted(
+                p for p in path.iterdir() if p.suffix.lower() in PATIENT_SUFFIXES and p.is_file()
+            )
+            if not inside:
+                raise PatientPathError(
+                    f"directory '{given}' holds no patient file (*.json, *.yaml, *.yml); "
+                    "subfolders are not searched"
+                )
+            found.extend(PatientSource(str(p), p) for p in inside)
+        elif path.exists():
+            found.append(PatientSource(given, path))
+        else:
+            raise PatientPathError(f"'{given}' does not exist")
+    return found
+
+
+def read_document(source: PatientSource, stdin: Callable[[], bytes]) -> LocatedDocument:
+    """Read and parse one patient file as YAML or JSON (JSON is read as YAML).
+
+    Raises:
+        PatientFileError: the file cannot be read or is not a single YAML/JSON document.
+    """
+    try:
+        raw = source.read_bytes(stdin)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise PatientFileError(source.name, "cannot be read", [Problem(reason)]) from None
+    try:
+        return parse_yaml(raw)
+    except YamlProblem as exc:
+        raise PatientFileError(
+            source.name,
+            "is not a valid YAML or JSON file",
+            [Problem(exc.message, exc.line, exc.column)],
+        ) from None
+
+
+def read_patient(source: PatientSource, stdin: Callable[[], bytes]) -> PatientContext:
+    """Read one patient file into a validated `PatientContext`.
+
+    Raises:
+        PatientFileError: naming the file, with one located problem per offending field.
+    """
+    document = read_document(source, stdin)
+    try:
+        return parse_patient(document.data, source=source.name)
+    except InvalidPatientError as exc:
+        raise PatientFileError(
+            source.name, "is not a valid patient context", located(exc.problems, document)
+        ) from None
+
+
+def located(problems: Iterable[str], document: LocatedDocument) -> list[Problem]:
+    """Attach to each validation problem the position of the field it names, when present."""
+    result = []
+    for message in problems:
+        position = _position(message, document)
+        result.append(Problem(message, *position) if position else Problem(message))
+    return result
+
+
+def _position(message: str, document: LocatedDocument) -> tuple[int, int] | None:
+    match = _PROBLEM_FIELD.match(message)
+    if match is None:
+        return document.marks.get(()) if not isinstance(document.data, dict) else None
+    path: tuple[Any, ...] = (match["field"],)
+    if match["index"] is not None and (*path, int(match["index"])) in document.marks:
+        path = (*path, int(match["index"]))
+    return document.marks.get(path)

@@ -1,0 +1,298 @@
+"""Present a `Recommendation` to people and programs: rich text, Markdown and JSON.
+
+Renderers only reword what the result holds; they add no clinical content of their own (no
+dose, no advice beyond the rules' texts), so the knowledge base stays the one source of truth.
+Text is built from `rich.text.Text` pieces, never from markup strings, because rule and
+evidence texts may contain square brackets that rich would read as markup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+
+from ivig_cds._patient import PatientContext
+from ivig_cds._patient_files import PatientFileError
+from ivig_cds._recommendation import Citation, Recommendation
+from ivig_cds._vocabulary import IntendedUse, Tier
+
+TIER_LABELS: Mapping[Tier, str] = {
+    Tier.SECOND_LINE: "Second-line option",
+    Tier.NOT_FIRST_LINE: "Not first line",
+    Tier.INSUFFICIENT_EVIDENCE: "Insufficient evidence",
+    Tier.NOT_RECOMMENDED: "Not recommended",
+    Tier.INDETERMINATE: "Indeterminate",
+    Tier.NOT_APPLICABLE: "Not applicable",
+}
+
+TIER_MEANINGS: Mapping[Tier, str] = {
+    Tier.SECOND_LINE: "IVIG may be considered now: the evidence supports it as a second-line "
+    "option in this situation.",
+    Tier.NOT_FIRST_LINE: "Approved first-line therapy is preferred; IVIG is reserved for when "
+    "that cannot be used.",
+    Tier.INSUFFICIENT_EVIDENCE: "The evidence is too limited or unpublished to recommend IVIG "
+    "for this; not standard practice.",
+    Tier.NOT_RECOMMENDED: "Trials showed no benefit, or the sources say IVIG has no role here.",
+    Tier.INDETERMINATE: "A fact needed to decide is missing; the result lists which.",
+    Tier.NOT_APPLICABLE: "Outside this knowledge base (no MS diagnosis).",
+}
+
+TIER_STYLES: Mapping[Tier, str] = {
+    Tier.SECOND_LINE: "bold green",
+    Tier.NOT_FIRST_LINE: "bold yellow",
+    Tier.INSUFFICIENT_EVIDENCE: "bold magenta",
+    Tier.NOT_RECOMMENDED: "bold red",
+    Tier.INDETERMINATE: "bold blue",
+    Tier.NOT_APPLICABLE: "bold",
+}
+
+QUESTION_LABELS: Mapping[IntendedUse, str] = {
+    IntendedUse.DISEASE_MODIFYING: "long-term disease-modifying treatment "
+    "(relapse and progression prevention)",
+    IntendedUse.ACUTE_RELAPSE: "treatment of the current acute relapse",
+    IntendedUse.FIXED_DEFICITS: "improvement of chronic, stable visual or motor deficits",
+}
+
+DISCLAIMER = (
+    "Decision support only: it summarises published evidence and does not replace clinical "
+    "judgement. No IVIG dose is recommended."
+)
+
+
+def _question(rec: Recommendation) -> str:
+    how = (
+        "inferred: the input did not state an intended use"
+        if rec.question.inferred
+        else "as stated in the input"
+    )
+    use = rec.question.intended_use
+    return f"{use.value}: {QUESTION_LABELS[use]} ({how})"
+
+
+def _certainty(rec: Recommendation) -> str | None:
+    if rec.certainty is None:
+        return None
+    return f"{rec.certainty.level.value.replace('_', ' ')}: {rec.certainty.reason}"
+
+
+def cite(citation: Citation) -> str:
+    """One line for a reference list: authors, title, journal and year, design and size."""
+    authors = list(citation.authors[:3])
+    if len(citation.authors) > 3:
+        authors.append("et al")
+    parts = [", ".join(authors)] if authors else []
+    title = citation.title
+    parts.append(title if title.endswith(("?", "!")) else title.rstrip("."))
+    where = " ".join(str(p) for p in (citation.journal, citation.year) if p is not None)
+    if where:
+        parts.append(where)
+    design = citation.design.value.replace("_", " ")
+    parts.append(f"{design}, n={citation.n}" if citation.n is not None else design)
+    return " ".join(p if p.endswith(("?", "!")) else f"{p}." for p in parts)
+
+
+def _link(citation: Citation) -> str:
+    if citation.url:
+        return citation.url
+    return f"no PubMed record ({citation.id})"
+
+
+def _missing(field: str) -> str:
+    info = PatientContext.model_fields.get(field)
+    description = info.description if info is not None else None
+    return f"{field} ({description.rstrip('.')})" if description else field
+
+
+def _facts(rec: Recommendation) -> str:
+    primary = next(f for f in rec.findings if f.rule_id == rec.primary_rule)
+    shown = []
+    for fact in primary.facts:
+        value = fact.value
+        if value is None:
+            text = "unknown"
+        elif isinstance(value, tuple):
+            text = ", ".join(value) if value else "none"
+        elif isinstance(value, bool):
+            text = "yes" if value else "no"
+        else:
+            text = str(value)
+        shown.append(f"{fact.field} = {text}")
+    return "; ".join(shown)
+
+
+# --- text ------------------------------------------------------------------------------------
+
+
+def render_text(rec: Recommendation, *, source: str | None = None) -> Group:
+    """A rich renderable for a person at a terminal (plain when the console has no colour)."""
+    parts: list[Text] = []
+    if source is not None:
+        parts.append(Text(f"== {source} ==", style="bold"))
+    headline = Text()
+    headline.append(TIER_LABELS[rec.tier].upper(), style=TIER_STYLES[rec.tier])
+    headline.append(f" ({rec.tier.value})  ", style=TIER_STYLES[rec.tier])
+    headline.append(rec.summary)
+    parts.append(headline)
+    parts.append(Text(f"  {TIER_MEANINGS[rec.tier]}", style="italic"))
+    if rec.patient_id is not None:
+        parts.append(_field("Patient", rec.patient_id))
+    parts.append(_field("Question", _question(rec)))
+    parts.append(_field("Decided by", f"rule {rec.primary_rule} on {_facts(rec)}"))
+    certainty = _certainty(rec)
+    if certainty is not None:
+        parts.append(_field("Certainty", certainty))
+    parts += [Text(""), Text("Rationale", style="bold"), Text(f"  {rec.rationale}")]
+    if rec.citations:
+        parts += [Text(""), Text("Evidence", style="bold")]
+        parts += [_cited(c) for c in rec.citations]
+    if rec.cautions:
+        parts += [Text(""), Text("Cautions", style="bold")]
+        for caution in rec.cautions:
+            line = Text("  ! ", style="bold yellow")
+            line.append(f"{caution.rule_id} {caution.title}: ", style="bold")
+            line.append(caution.text)
+            parts.append(line)
+            sources = Text("      Sources: ", style="dim")
+            for i, citation in enumerate(caution.citations):
+                if i:
+                    sources.append(", ", style="dim")
+                sources.append(_link(citation), style="cyan" if citation.url else "dim")
+            parts.append(sources)
+    if rec.missing_data:
+        parts += [Text(""), Text("Missing data (knowing it could change the answer)", style="bold")]
+        parts += [Text(f"  - {_missing(f)}") for f in rec.missing_data]
+    secondary = [f for f in rec.findings if f.role == "secondary"]
+    if secondary:
+        parts += [Text(""), Text("Other findings (did not set the tier)", style="bold")]
+        for finding in secondary:
+            line = Text(f"  - {finding.rule_id} ")
+            line.append(finding.tier.value, style=TIER_STYLES[finding.tier])
+            line.append(f" for {finding.question.value}: {finding.summary}")
+            parts.append(line)
+    kb = rec.knowledge_base
+    parts += [
+        Text(""),
+        Text(f"Knowledge base {kb.name} {kb.version} ({kb.content_hash})", style="dim"),
+        Text(DISCLAIMER, style="dim"),
+    ]
+    return Group(*parts)
+
+
+def _field(name: str, value: str) -> Text:
+    text = Text(f"{name}: ", style="bold")
+    text.append(value)
+    return text
+
+
+def _cited(citation: Citation, indent: str = "  ") -> Text:
+    text = Text(f"{indent}- {cite(citation)} ")
+    text.append(_link(citation), style="cyan" if citation.url else "dim")
+    return text
+
+
+# --- markdown --------------------------------------------------------------------------------
+
+
+def render_markdown(rec: Recommendation, *, source: str | None = None) -> str:
+    """A report a clinician can paste into a note."""
+    who = f": patient {rec.patient_id}" if rec.patient_id is not None else ""
+    lines = [f"## IVIG in multiple sclerosis{who}", ""]
+    if source is not None:
+        lines += [f"- **Source file:** `{source}`"]
+    lines += [
+        f"- **Question:** {_question(rec)}",
+        f"- **Result:** **{TIER_LABELS[rec.tier]}** (`{rec.tier.value}`). "
+        f"{TIER_MEANINGS[rec.tier]}",
+        f"- **Summary:** {rec.summary}",
+    ]
+    certainty = _certainty(rec)
+    if certainty is not None:
+        lines.append(f"- **Certainty of evidence:** {certainty}")
+    lines += [
+        f"- **Decided by:** rule {rec.primary_rule} on {_facts(rec)}",
+        "",
+        "### Rationale",
+        "",
+        rec.rationale,
+    ]
+    if rec.citations:
+        lines += ["", "### Evidence", ""]
+        lines += [f"{i}. {_md_cite(c)}" for i, c in enumerate(rec.citations, 1)]
+    if rec.cautions:
+        lines += ["", "### Cautions", ""]
+        for caution in rec.cautions:
+            refs = "; ".join(_md_ref(c) for c in caution.citations)
+            lines.append(
+                f"- **{caution.title}** ({caution.rule_id}). {caution.text} Sources: {refs}."
+            )
+    if rec.missing_data:
+        lines += ["", "### Missing data", "", "Knowing these could change the answer:", ""]
+        lines += [f"- {_missing(f)}" for f in rec.missing_data]
+    secondary = [f for f in rec.findings if f.role == "secondary"]
+    if secondary:
+        lines += ["", "### Other findings", ""]
+        lines += [
+            f"- {f.rule_id} (`{f.tier.value}` for {f.question.value}): {f.summary}"
+            for f in secondary
+        ]
+    kb = rec.knowledge_base
+    lines += [
+        "",
+        f"_Knowledge base {kb.name} {kb.version} ({kb.content_hash}). {DISCLAIMER}_",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _md_cite(citation: Citation) -> str:
+    return f"{cite(citation)} {_md_ref(citation)}"
+
+
+def _md_ref(citation: Citation) -> str:
+    if citation.url and citation.pmid:
+        return f"[PMID {citation.pmid}]({citation.url})"
+    return f"{citation.id} (no PubMed record)"
+
+
+# --- json ------------------------------------------------------------------------------------
+
+
+def recommendation_json(rec: Recommendation) -> dict[str, Any]:
+    """The recommendation as JSON-ready data (enums as their string values)."""
+    return rec.model_dump(mode="json")
+
+
+def error_json(error: PatientFileError) -> dict[str, Any]:
+    return {
+        "source": error.source,
+        "error": error.summary,
+        "problems": [
+            {"message": p.message, "line": p.line, "column": p.column} for p in error.problems
+        ],
+    }
+
+
+def render_json(rec: Recommendation) -> str:
+    """One recommendation as a JSON document."""
+    return dumps(recommendation_json(rec))
+
+
+def render_json_list(results: Sequence[tuple[str, Recommendation | PatientFileError]]) -> str:
+    """Several files' outcomes, in order: `{source, recommendation}` or `{source, error, ...}`."""
+    return dumps(
+        [
+            error_json(outcome)
+            if isinstance(outcome, PatientFileError)
+            else {"source": source, "recommendation": recommendation_json(outcome)}
+            for source, outcome in results
+        ]
+    )
+
+
+def dumps(data: object) -> str:
+    """Stable JSON: two-space indent, UTF-8 kept as is, one trailing newline."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
