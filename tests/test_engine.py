@@ -10,15 +10,17 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from ivig_cds import EngineError, Evaluator, KnowledgeBase
+from ivig_cds import EngineError, Evaluator, KnowledgeBase, evaluate
 from ivig_cds._compiler import compile_rules
 from ivig_cds._engine import DurableMatcher
+from ivig_cds._evaluate import infer_question
+from ivig_cds._patient import known_fields, parse_patient
 from ivig_cds._reference import matches
 
 from .strategies import patients
 
 MIXED: list[dict[str, Any]] = [
-    {"ms_phenotype": "RRMS", "first_line_dmt": "not_tolerated", "thromboembolic_risk_factors": ["x"]},
+    {"ms_phenotype": "RRMS", "first_line_dmt": "declined", "thromboembolic_risk_factors": ["DVT"]},
     {"ms_phenotype": "SPMS", "intended_use": "acute_relapse"},
     {"ms_phenotype": "CIS", "first_line_dmt": "suitable", "sex": "female"},
     {"ms_phenotype": "PPMS"},
@@ -29,10 +31,7 @@ MIXED: list[dict[str, Any]] = [
 ]
 
 
-def _facts(evaluator: Evaluator, data: dict[str, Any]) -> dict[str, object]:
-    from ivig_cds._evaluate import infer_question
-    from ivig_cds._patient import known_fields, parse_patient
-
+def _facts(data: dict[str, Any]) -> dict[str, object]:
     patient = parse_patient(data)
     return {**known_fields(patient), "question": infer_question(patient).intended_use}
 
@@ -45,7 +44,7 @@ def test_durable_fires_exactly_what_the_reference_matcher_fires(
     """Differential: the compiled durable ruleset and the plain-Python oracle agree."""
     kb = evaluator.knowledge_base
     compiled = compile_rules(kb.conclusions)
-    facts = _facts(evaluator, data)
+    facts = _facts(data)
     fired = DurableMatcher(compiled.definition).match(compiled.encode(facts))
     assert fired == {r.id for r in kb.conclusions if matches(r, facts)}
 
@@ -83,8 +82,6 @@ def test_threads_get_the_sequential_answers(evaluator: Evaluator) -> None:
 
 
 def _tiers_in_child(patients_: list[dict[str, Any]]) -> list[str]:
-    from ivig_cds import evaluate
-
     return [evaluate(p).tier.value for p in patients_]
 
 

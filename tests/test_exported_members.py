@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ivig_cds
 
 
@@ -23,11 +25,11 @@ def test_public_names_are_pinned() -> None:
 
 def test_only_the_engine_module_imports_durable() -> None:
     """durable_rules is imported by _engine.py and nowhere else in the package."""
-    from pathlib import Path
-
     package = Path(ivig_cds.__file__).parent
     importers = sorted(
-        p.name for p in package.rglob("*.py") if "durable" in p.read_text(encoding="utf-8")
+        p.name
+        for p in package.rglob("*.py")
+        if "durable" in p.read_text(encoding="utf-8")
         and "import durable" in p.read_text(encoding="utf-8")
     )
     assert importers == ["_engine.py"]

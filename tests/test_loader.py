@@ -124,7 +124,9 @@ def test_condition_on_unknown_field_suggests_the_real_one(tmp_path: Path) -> Non
 
 def test_condition_with_illegal_value_fails(tmp_path: Path) -> None:
     """A condition value outside the field's vocabulary fails at load."""
-    errors = _with_rule(tmp_path, C99.replace("  ms_phenotype: RRMS", "  ms_phenotype: {in: [RRMS, MS]}"))
+    errors = _with_rule(
+        tmp_path, C99.replace("  ms_phenotype: RRMS", "  ms_phenotype: {in: [RRMS, MS]}")
+    )
     assert errors == [
         "rules/conclusions/C99-test.yaml:8:3: when.ms_phenotype: 'MS' is not a legal value: "
         "Input should be 'CIS', 'RRMS', 'SPMS', 'PPMS' or 'not_ms'"
@@ -155,9 +157,7 @@ def test_duplicate_rule_id_is_reported(tmp_path: Path) -> None:
     errors = _with_rule(tmp_path, C99.replace("id: C99", "id: C05"))
     assert errors == [
         "rules/conclusions/C99-test.yaml:1:1: id: rule id 'C05' is already used by "
-        + str(tmp_path / "rules" / "conclusions" / "C05-spms.yaml").replace(
-            str(tmp_path) + "/", ""
-        )
+        + str(tmp_path / "rules" / "conclusions" / "C05-spms.yaml").replace(str(tmp_path) + "/", "")
     ]
 
 
@@ -222,7 +222,10 @@ def test_orphan_evidence_and_file_name_mismatch(tmp_path: Path) -> None:
 def test_missing_folders_and_manifest(tmp_path: Path) -> None:
     """Absent folders or an absent manifest are named plainly."""
     errors = _errors(tmp_path / "nope-rules", tmp_path / "nope-evidence")
-    assert errors == ["nope-rules: rules folder not found", "nope-evidence: evidence folder not found"]
+    assert errors == [
+        "nope-rules: rules folder not found",
+        "nope-evidence: evidence folder not found",
+    ]
     rules, evidence = _copy_kb(tmp_path)
     (rules / "knowledge-base.yaml").unlink()
     assert _errors(rules, evidence) == [

@@ -38,7 +38,10 @@ SECRET = "PATIENT-SECRET-0042"
         ({"ms_phenotyp": "RRMS"}, ["'ms_phenotyp': unknown field; did you mean 'ms_phenotype'?"]),
         (
             {"ms_phenotype": "rrms"},
-            ["ms_phenotype: Input should be 'CIS', 'RRMS', 'SPMS', 'PPMS' or 'not_ms' (got 'rrms')"],
+            [
+                "ms_phenotype: Input should be 'CIS', 'RRMS', 'SPMS', 'PPMS' or 'not_ms' "
+                "(got 'rrms')"
+            ],
         ),
         (
             {"first_line_dmt": "intolerant"},

@@ -23,8 +23,12 @@ def test_positions_are_kept_for_keys_and_items() -> None:
         (b"", "file is empty; expected a mapping", None),
         (b"\xff\xfe", "file is not UTF-8 text (bad byte at offset 0)", None),
         (b"- 1\n---\n- 2\n", "invalid YAML: but found another document", 2),
-        (b"!!python/object:os.system {}\n", "invalid YAML: could not determine a constructor "
-         "for the tag 'tag:yaml.org,2002:python/object:os.system'", 1),
+        (
+            b"!!python/object:os.system {}\n",
+            "invalid YAML: could not determine a constructor "
+            "for the tag 'tag:yaml.org,2002:python/object:os.system'",
+            1,
+        ),
     ],
 )
 def test_bad_documents_are_refused(raw: bytes, message: str, line: int | None) -> None:
