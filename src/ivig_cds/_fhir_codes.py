@@ -1,0 +1,152 @@
+"""The code tables of the FHIR adapter, read from `fhir_codes/*.yaml` shipped in the package.
+
+Codes are data, not code: each entry names its system, code, display, the value it maps to
+within its group, and where it was verified. This module only knows which groups exist and
+which values each may take, so that a mistyped value fails when the tables load.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import StringConstraints as Str
+
+from ivig_cds._errors import IvigCdsError
+from ivig_cds._yaml import YamlProblem, parse_yaml
+
+# The groups the mapping reads, with the values an entry of each may map to.
+GROUP_VALUES: Mapping[str, frozenset[str]] = {
+    "ms_diagnosis": frozenset({"CIS", "RRMS", "SPMS", "PPMS", "unspecified"}),
+    "ms_relapse": frozenset({"relapse"}),
+    "observation_kind": frozenset({"pregnancy_status", "breastfeeding", "edss"}),
+    "pregnancy_answer": frozenset({"pregnant", "not_pregnant", "unknown"}),
+    "breastfeeding_answer": frozenset({"yes", "no"}),
+    "medication": frozenset(
+        {"interferon_beta", "glatiramer_acetate", "methylprednisolone", "ivig"}
+    ),
+    "route": frozenset({"intravenous"}),
+    "intolerance_reason": frozenset({"intolerance"}),
+    "delivery": frozenset({"delivery"}),
+}
+
+_Text = Annotated[str, Str(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class FhirCodeTableError(IvigCdsError):
+    """A file in `fhir_codes/` is invalid; the message names the file and the entry."""
+
+
+class CodeEntry(BaseModel):
+    """One code, what it means to the engine, and where it was verified."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    system: Annotated[str, Str(pattern=r"^(https?|urn):\S+$")]
+    code: Annotated[str, Str(min_length=1, max_length=64, pattern=r"^\S+$")]
+    display: _Text
+    value: _Text
+    verified: _Text
+
+
+class CodeGroup(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: _Text
+    codes: tuple[CodeEntry, ...] = Field(default=())
+
+
+class CodeFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    groups: dict[str, CodeGroup]
+
+    @model_validator(mode="after")
+    def _known(self) -> CodeFile:
+        problems = []
+        for name, group in self.groups.items():
+            allowed = GROUP_VALUES.get(name)
+            if allowed is None:
+                problems.append(f"unknown group '{name}'; known: {', '.join(sorted(GROUP_VALUES))}")
+                continue
+            for entry in group.codes:
+                if entry.value not in allowed:
+                    problems.append(
+                        f"{name}: code {entry.code} maps to '{entry.value}', "
+                        f"which is not one of {', '.join(sorted(allowed))}"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class CodeTables:
+    """Every group of every code file, indexed by (system, code) for lookup."""
+
+    def __init__(self, files: Mapping[str, CodeFile]) -> None:
+        self._index: dict[str, dict[tuple[str, str], CodeEntry]] = {g: {} for g in GROUP_VALUES}
+        for source, code_file in sorted(files.items()):
+            for name, group in code_file.groups.items():
+                index = self._index[name]
+                for entry in group.codes:
+                    key = (entry.system, _normal(entry.system, entry.code))
+                    if key in index:
+                        raise FhirCodeTableError(
+                            f"{source}: {name}: {entry.system}|{entry.code} is listed twice; "
+                            "keep one entry"
+                        )
+                    index[key] = entry
+
+    def lookup(self, group: str, system: str | None, code: str | None) -> CodeEntry | None:
+        if system is None or code is None:
+            return None
+        return self._index[group].get((system, _normal(system, code)))
+
+    def entries(self, group: str) -> Iterator[CodeEntry]:
+        yield from self._index[group].values()
+
+
+def _normal(system: str, code: str) -> str:
+    # ICD-10-CM codes are case-insensitive in practice ("g35.a"); other systems compare exactly.
+    code = code.strip()
+    return code.upper() if system == "http://hl7.org/fhir/sid/icd-10-cm" else code
+
+
+def load_code_tables(folder: str | Path | None = None) -> CodeTables:
+    """Read and validate every `*.yaml` in `folder` (default: the shipped `fhir_codes/`).
+
+    Raises:
+        FhirCodeTableError: a file is not valid YAML, breaks the schema, or repeats a code.
+    """
+    where = (
+        Path(folder)
+        if folder is not None
+        else Path(str(resources.files("ivig_cds"))) / "fhir_codes"
+    )
+    files: dict[str, CodeFile] = {}
+    for path in sorted(where.glob("*.yaml")):
+        try:
+            document = parse_yaml(path.read_bytes())
+            files[path.name] = CodeFile.model_validate(document.data)
+        except YamlProblem as exc:
+            line = f":{exc.line}" if exc.line else ""
+            raise FhirCodeTableError(f"{path.name}{line}: {exc.message}") from None
+        except ValidationError as exc:
+            details = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)
+            )
+            raise FhirCodeTableError(f"{path.name}: {details}") from None
+    if not files:
+        raise FhirCodeTableError(f"no code tables (*.yaml) found in {where}")
+    return CodeTables(files)
+
+
+@functools.cache
+def default_code_tables() -> CodeTables:
+    """The shipped code tables, read once."""
+    return load_code_tables()
