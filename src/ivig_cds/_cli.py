@@ -234,7 +234,7 @@ def evaluate(
     paths: Annotated[
         list[str],
         typer.Argument(
-            metavar="PATH...", help="Patient files, directories of them, or - for standard input."
+            metavar="PATH", help="Patient files, directories of them, or - for standard input."
         ),
     ],
     output_format: Annotated[

@@ -82,20 +82,33 @@ def discover(paths: Iterable[str]) -> list[PatientSource]:
             continue
         path = Path(given)
         if path.is_dir():
-            inside = sorted(
-                p for p in path.iterdir() if p.suffix.lower() in PATIENT_SUFFIXES and p.is_file()
-            )
+            inside = _patient_files_in(path)
             if not inside:
-                raise PatientPathError(
-                    f"directory '{given}' holds no patient file (*.json, *.yaml, *.yml); "
-                    "subfolders are not searched"
-                )
+                raise PatientPathError(_empty_directory(given, path))
             found.extend(PatientSource(str(p), p) for p in inside)
         elif path.exists():
             found.append(PatientSource(given, path))
         else:
             raise PatientPathError(f"'{given}' does not exist")
     return found
+
+
+def _patient_files_in(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in PATIENT_SUFFIXES and p.is_file()
+    )
+
+
+def _empty_directory(given: str, path: Path) -> str:
+    message = (
+        f"directory '{given}' holds no patient file (*.json, *.yaml, *.yml) directly inside it; "
+        "subfolders are not searched"
+    )
+    holding = [d for d in sorted(path.iterdir()) if d.is_dir() and _patient_files_in(d)]
+    if holding:
+        names = ", ".join(f"'{d}'" for d in holding)
+        message += f"; these subfolders hold patient files: {names}"
+    return message
 
 
 def read_document(source: PatientSource, stdin: Callable[[], bytes]) -> LocatedDocument:
