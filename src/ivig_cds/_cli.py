@@ -141,15 +141,15 @@ def _fail(message: str, details: Sequence[str] = ()) -> NoReturn:
     raise typer.Exit(1)
 
 
-def _load(rules: Path | None, evidence: Path | None) -> KnowledgeBase:
+def _load(rules: Path | None, evidence: Path | None, *, validating: bool = False) -> KnowledgeBase:
     """The knowledge base, or exit 1 listing every problem at path:line:column."""
     try:
         return load_knowledge_base(rules, evidence)
     except KnowledgeBaseError as exc:
+        count = len(exc.issues)
+        hint = "" if validating else "; fix these, then check with `ivig-cds validate`"
         _fail(
-            f"the knowledge base is invalid ({len(exc.issues)} "
-            f"{'error' if len(exc.issues) == 1 else 'errors'}); fix these and run "
-            "`ivig-cds validate`:",
+            f"the knowledge base is invalid ({count} {'error' if count == 1 else 'errors'}){hint}:",
             [str(issue) for issue in exc.issues],
         )
 
@@ -607,7 +607,7 @@ def validate(rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
 
     Prints every problem found as path:line:column and exits 1, or a one-line summary.
     """
-    kb = _load(rules, evidence)
+    kb = _load(rules, evidence, validating=True)
     try:
         Evaluator(kb)
     except IvigCdsError as exc:

@@ -1,0 +1,556 @@
+"""The `ivig-cds` command line, through typer's CliRunner, and once as the installed script."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from ivig_cds import KnowledgeBase, __version__
+from ivig_cds._cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+PATIENTS = REPO / "examples" / "patients"
+INTOLERANT = PATIENTS / "c02a-rrms-interferon-intolerant.yaml"
+SPMS = PATIENTS / "c05-spms-progressing.json"
+EDSS_11 = REPO / "examples" / "invalid" / "edss-11.yaml"
+ISSUE = re.compile(r"^\S+\.yaml:\d+:\d+: ", re.MULTILINE)  # path:line:column: message
+
+
+def run(*args: str | Path, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args], input=stdin)
+
+
+def assert_clean(result: Result) -> None:
+    """No traceback and no stray exception: every failure must be a sentence."""
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.fixture(autouse=True)
+def _plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def kb_copy(tmp_path: Path) -> tuple[Path, Path]:
+    """A knowledge engineer's editable copy of the shipped knowledge base."""
+    rules, evidence = tmp_path / "rules", tmp_path / "evidence"
+    shutil.copytree(REPO / "rules", rules)
+    shutil.copytree(REPO / "evidence", evidence)
+    return rules, evidence
+
+
+@pytest.fixture
+def broken_kb(kb_copy: tuple[Path, Path]) -> tuple[Path, Path]:
+    """A copy with two mistakes in two files: a dangling citation and a misspelled phenotype."""
+    rules, evidence = kb_copy
+    c06 = rules / "conclusions" / "C06-ppms.yaml"
+    c06.write_text(c06.read_text().replace("16998754", "99999999", 1))
+    c09 = rules / "conclusions" / "C09-fixed-deficits.yaml"
+    c09.write_text(c09.read_text().replace("PPMS]", "PPSM]", 1))
+    return rules, evidence
+
+
+# --- evaluate --------------------------------------------------------------------------------
+
+
+def test_evaluate_one_file_prints_one_json_document_when_piped() -> None:
+    """One file and no --format: stdout is not a terminal, so one JSON recommendation."""
+    result = run("evaluate", INTOLERANT)
+    assert_clean(result)
+    assert result.exit_code == 0
+    rec = json.loads(result.stdout)
+    assert (rec["tier"], rec["primary_rule"]) == ("second_line", "C02a")
+    assert rec["patient_id"] == "example-c02a-rrms-interferon-intolerant"
+    assert {c["rule_id"] for c in rec["cautions"]} == {"K2", "K3", "K4", "K5", "K6"}
+    assert result.stderr == ""
+
+
+def test_evaluate_text_is_plain_unwrapped_and_complete() -> None:
+    """--format text shows tier, question, certainty, PubMed links, cautions, no ANSI, no wrap."""
+    result = run("evaluate", "--format", "text", INTOLERANT)
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "\x1b[" not in out
+    assert out.startswith("SECOND-LINE OPTION (second_line)  RRMS, first-line therapy not usable")
+    assert "Question: disease_modifying: long-term disease-modifying treatment" in out
+    assert "(inferred: the input did not state an intended use)" in out
+    assert "Certainty: low: " in out
+    assert "https://pubmed.ncbi.nlm.nih.gov/12453069/" in out
+    assert "! K6 Conflicting later evidence: " in out
+    assert "Decided by: rule C02a on ms_phenotype = RRMS; first_line_dmt = not_tolerated" in out
+    rationale = out.split("Rationale\n", 1)[1].split("\n", 1)[0]
+    assert len(rationale) > 200  # one line: a pipe gets no hard wrapping
+
+
+def test_evaluate_text_lists_missing_data_for_an_indeterminate_result() -> None:
+    """An indeterminate result names the missing field and what it means."""
+    result = run("evaluate", "-f", "text", PATIENTS / "c13b-rrms-first-line-unknown.yaml")
+    assert result.exit_code == 0
+    assert "INDETERMINATE (indeterminate)" in result.stdout
+    assert "Missing data (knowing it could change the answer)\n  - first_line_dmt (Whether" in (
+        result.stdout
+    )
+
+
+def test_evaluate_markdown_is_a_note_with_linked_references() -> None:
+    """--format markdown gives a report with headings, PMID links, cautions and the disclaimer."""
+    result = run("evaluate", "--format", "markdown", SPMS)
+    assert result.exit_code == 0
+    out = result.stdout
+    assert out.startswith("## IVIG in multiple sclerosis: patient example-c05-spms-progressing\n")
+    assert "- **Result:** **Not recommended** (`not_recommended`)." in out
+    assert "[PMID 15451222](https://pubmed.ncbi.nlm.nih.gov/15451222/)" in out
+    assert "(K7)" in out
+    assert "No IVIG dose is recommended." in out
+
+
+def test_evaluate_directory_gives_a_json_list_in_name_order() -> None:
+    """A directory evaluates each patient file inside, listed as {source, recommendation}."""
+    result = run("evaluate", PATIENTS)
+    assert result.exit_code == 0
+    items = json.loads(result.stdout)
+    files = sorted(p for p in PATIENTS.iterdir() if p.suffix in (".yaml", ".json"))
+    assert [i["source"] for i in items] == [str(p) for p in files]
+    assert {i["recommendation"]["tier"] for i in items} == {
+        "second_line",
+        "not_first_line",
+        "insufficient_evidence",
+        "not_recommended",
+        "indeterminate",
+        "not_applicable",
+    }
+
+
+def test_evaluate_markdown_of_several_files_names_each_source() -> None:
+    """Several reports are separated by rules and each says which file it came from."""
+    result = run("evaluate", "-f", "markdown", INTOLERANT, SPMS)
+    assert result.exit_code == 0
+    reports = result.stdout.split("\n---\n\n")
+    assert len(reports) == 2
+    assert f"- **Source file:** `{INTOLERANT}`" in reports[0]
+    assert f"- **Source file:** `{SPMS}`" in reports[1]
+
+
+def test_evaluate_text_of_several_files_heads_each_with_its_source() -> None:
+    """In text, each result of several starts with a header naming its file."""
+    result = run("evaluate", "-f", "text", INTOLERANT, SPMS)
+    assert result.exit_code == 0
+    assert f"== {INTOLERANT} ==\nSECOND-LINE OPTION" in result.stdout
+    assert f"== {SPMS} ==\nNOT RECOMMENDED" in result.stdout
+
+
+def test_evaluate_reads_standard_input() -> None:
+    """`-` reads one patient from standard input (YAML or JSON)."""
+    result = run("evaluate", "-", stdin='{"ms_phenotype": "PPMS", "sex": "male"}')
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["primary_rule"] == "C06"
+
+
+def test_evaluate_bad_file_is_reported_and_the_others_still_run() -> None:
+    """One invalid file: exit 1, its file, line and field on stderr, the rest evaluated."""
+    result = run("evaluate", INTOLERANT, EDSS_11, SPMS)
+    assert_clean(result)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: {EDSS_11}: is not a valid patient context\n"
+        "  - line 6, column 1: edss: Input should be less than or equal to 10 (got 11)\n"
+    )
+    items = json.loads(result.stdout)
+    assert [i["source"] for i in items] == [str(INTOLERANT), str(EDSS_11), str(SPMS)]
+    assert items[0]["recommendation"]["primary_rule"] == "C02a"
+    assert items[1] == {
+        "source": str(EDSS_11),
+        "error": "is not a valid patient context",
+        "problems": [
+            {
+                "message": "edss: Input should be less than or equal to 10 (got 11)",
+                "line": 6,
+                "column": 1,
+            }
+        ],
+    }
+    assert items[2]["recommendation"]["primary_rule"] == "C05"
+
+
+def test_evaluate_text_still_prints_the_good_files_when_one_fails() -> None:
+    """In text format a failed file is only on stderr; the good result is still printed."""
+    result = run("evaluate", "-f", "text", EDSS_11, SPMS)
+    assert result.exit_code == 1
+    assert "NOT RECOMMENDED" in result.stdout
+    assert str(EDSS_11) not in result.stdout
+    assert "edss: Input should be less than or equal to 10" in result.stderr
+
+
+def test_evaluate_malformed_yaml_from_stdin_names_stdin_and_position() -> None:
+    """A YAML syntax error is reported with <stdin> and its line and column."""
+    result = run("evaluate", "-", stdin="ms_phenotype: [RRMS\nsex: female\n")
+    assert_clean(result)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: <stdin>: is not a valid YAML or JSON file\n")
+    assert re.search(r"line 2, column \d+: invalid YAML", result.stderr)
+
+
+def test_evaluate_missing_path_is_a_usage_error() -> None:
+    """A path that does not exist is a usage error (exit 2) that names it."""
+    result = run("evaluate", "no-such-patient.yaml")
+    assert_clean(result)
+    assert result.exit_code == 2
+    assert "'no-such-patient.yaml' does not exist" in result.stderr
+
+
+def test_evaluate_folder_without_patient_files_points_to_its_subfolders() -> None:
+    """`evaluate examples/` is a usage error that names the subfolders holding patients."""
+    result = run("evaluate", REPO / "examples")
+    assert result.exit_code == 2
+    assert "subfolders are not searched" in result.stderr
+    assert str(PATIENTS) in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "Usage: ivig-cds evaluate"),
+        (("--format", "xml", str(INTOLERANT)), "'xml' is not one of 'text', 'json', 'markdown'"),
+        (("--rules", "no-such-dir", str(INTOLERANT)), "no-such-dir"),
+        (("--bogus", str(INTOLERANT)), "No such option: --bogus"),
+    ],
+)
+def test_evaluate_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
+    """Missing paths, an unknown format or option, or a missing --rules folder exit 2."""
+    result = run("evaluate", *args)
+    assert_clean(result)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_evaluate_with_another_knowledge_base(kb_copy: tuple[Path, Path]) -> None:
+    """--rules/--evidence evaluate against an edited copy, whose version the result cites."""
+    rules, evidence = kb_copy
+    manifest = rules / "knowledge-base.yaml"
+    manifest.write_text(manifest.read_text().replace("version: 1.0.0", "version: 1.1.0"))
+    result = run("evaluate", "--rules", rules, "--evidence", evidence, SPMS)
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["knowledge_base"]["version"] == "1.1.0"
+
+
+def test_evaluate_with_an_invalid_knowledge_base_lists_every_issue(
+    broken_kb: tuple[Path, Path],
+) -> None:
+    """An invalid --rules copy exits 1 with each issue as path:line:column, nothing evaluated."""
+    rules, evidence = broken_kb
+    result = run("evaluate", "--rules", rules, "--evidence", evidence, SPMS)
+    assert_clean(result)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "the knowledge base is invalid (2 errors)" in result.stderr
+    assert "C06-ppms.yaml:19:12: evidence.0: cites 'pmid-99999999'" in result.stderr
+    assert "C09-fixed-deficits.yaml:9:3: when.ms_phenotype: 'PPSM'" in result.stderr
+    assert len(ISSUE.findall(result.stderr.replace("  ", ""))) == 2
+
+
+def test_evaluate_reports_a_knowledge_gap_per_file(kb_copy: tuple[Path, Path]) -> None:
+    """A patient no rule settles (C12 removed) is an error for that file only, exit 1."""
+    rules, evidence = kb_copy
+    (rules / "conclusions" / "C12-not-ms.yaml").unlink()
+    not_ms = PATIENTS / "c12-not-ms-cidp.yaml"
+    result = run("evaluate", "--rules", rules, "--evidence", evidence, not_ms, SPMS)
+    assert_clean(result)
+    assert result.exit_code == 1
+    assert f"error: {not_ms}: could not be evaluated" in result.stderr
+    assert "no rule of knowledge base" in result.stderr
+    items = json.loads(result.stdout)
+    assert items[1]["recommendation"]["primary_rule"] == "C05"
+
+
+def test_evaluate_help_explains_input_tiers_and_exit_codes() -> None:
+    """`evaluate --help` describes the file format, all six tiers and the exit codes."""
+    result = run("evaluate", "--help")
+    assert result.exit_code == 0
+    for tier in (
+        "second_line",
+        "not_first_line",
+        "insufficient_evidence",
+        "not_recommended",
+        "indeterminate",
+        "not_applicable",
+    ):
+        assert f"  {tier} " in result.stdout
+    assert "ivig-cds schema" in result.stdout
+    assert "exit code is 1 if any" in result.stdout
+    assert "- for standard input" in result.stdout
+
+
+# --- rules and evidence ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [("rules",), ("rules", "list")])
+def test_rules_lists_every_rule(args: tuple[str, ...], kb: KnowledgeBase) -> None:
+    """`rules` and `rules list` print a header and one tab-separated line per rule."""
+    result = run(*args)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split("\t") == [
+        "id", "kind", "tier", "questions", "precedence", "certainty", "title"
+    ]  # fmt: skip
+    ids = [line.split("\t")[0] for line in lines[1:]]
+    assert ids == [r.id for r in (*kb.conclusions, *kb.cautions)]
+    c05 = lines[1 + ids.index("C05")].split("\t")
+    assert c05[1:6] == [
+        "conclusion", "not_recommended", "disease_modifying,acute_relapse,fixed_deficits", "10",
+        "moderate",
+    ]  # fmt: skip
+
+
+def test_rules_show_prints_conditions_tier_certainty_and_citations() -> None:
+    """`rules show C02a` gives its conditions, tier, certainty, rationale and cited works."""
+    result = run("rules", "show", "C02a")
+    assert result.exit_code == 0
+    out = result.stdout
+    assert out.startswith("C02a  RRMS, first-line therapy not tolerated")
+    assert "  ms_phenotype = RRMS\n" in out
+    assert "  first_line_dmt is one of not_tolerated, contraindicated, declined\n" in out
+    assert "Tier: second_line: IVIG may be considered now" in out
+    assert "Certainty: low: " in out
+    assert "  - pmid-12453069: Sorensen PS, Fazekas F, Lee M." in out
+    assert "C02a-rrms-first-line-unusable.yaml" in out
+    assert "Provenance: spec C2;" in out
+
+
+def test_rules_show_accepts_any_case_and_shows_a_caution() -> None:
+    """`rules show k1` finds K1 and shows its condition and text instead of a tier."""
+    result = run("rules", "show", "k1")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("K1  Thromboembolic risk\ncaution, version 1")
+    assert "  thromboembolic_risk_factors is not empty\n" in result.stdout
+    assert "Text:\n  This patient has risk factors" in result.stdout
+    assert "Tier:" not in result.stdout
+
+
+def test_rules_show_unknown_id_suggests_the_nearest() -> None:
+    """An unknown rule id is a usage error (exit 2) with a suggestion."""
+    result = run("rules", "show", "C99")
+    assert_clean(result)
+    assert result.exit_code == 2
+    assert "no rule 'C99'; did you mean 'C09'?" in result.stderr
+
+
+def test_rules_show_reads_an_edited_copy(kb_copy: tuple[Path, Path]) -> None:
+    """--rules after `show` reads the knowledge engineer's copy."""
+    rules, _ = kb_copy
+    c09 = rules / "conclusions" / "C09-fixed-deficits.yaml"
+    title = next(line for line in c09.read_text().splitlines() if line.startswith("title:"))
+    c09.write_text(c09.read_text().replace(title, "title: Fixed deficits (edited)"))
+    result = run("rules", "show", "C09", "--rules", rules)
+    assert result.exit_code == 0
+    assert result.stdout.startswith("C09  Fixed deficits (edited)")
+
+
+def test_rules_with_an_invalid_knowledge_base_exits_1(broken_kb: tuple[Path, Path]) -> None:
+    """`rules --rules BROKEN` lists the issues and exits 1."""
+    rules, evidence = broken_kb
+    result = run("rules", "--rules", rules, "--evidence", evidence)
+    assert_clean(result)
+    assert result.exit_code == 1
+    assert "the knowledge base is invalid (2 errors)" in result.stderr
+
+
+def test_evidence_lists_every_entry_with_the_rules_citing_it(kb: KnowledgeBase) -> None:
+    """`evidence` prints one line per entry with its design, PMID and citing rules."""
+    result = run("evidence")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "id\tyear\tdesign\tn\tpmid\tcited_by\ttitle"
+    rows = {line.split("\t")[0]: line.split("\t") for line in lines[1:]}
+    assert set(rows) == set(kb.evidence)
+    assert rows["pmid-15451222"][1:6] == [
+        "2004", "randomized_placebo_controlled_trial", "318", "15451222", "C05,K1,K3"
+    ]  # fmt: skip
+
+
+def test_evidence_show_prints_design_figures_quality_and_citing_rules() -> None:
+    """`evidence show pmid-15451222` shows design, n, outcomes, quality notes and citers."""
+    result = run("evidence", "show", "pmid-15451222")
+    assert result.exit_code == 0
+    out = result.stdout
+    assert out.startswith("pmid-15451222  IntraVenous ImmunoGlobulin in Secondary/Progressive")
+    assert "Design: randomized_placebo_controlled_trial\n" in out
+    assert "n: 318\n" in out
+    assert "PMID: 15451222 https://pubmed.ncbi.nlm.nih.gov/15451222/" in out
+    assert "hazard ratio 1.11 [95% CI 0.80-1.53]" in out  # brackets survive: no markup
+    assert "Quality notes:\n  - " in out
+    assert out.rstrip().endswith("Cited by: C05, K1, K3")
+
+
+def test_evidence_show_unknown_id_is_a_usage_error() -> None:
+    """An unknown evidence id exits 2 and suggests the nearest one."""
+    result = run("evidence", "show", "pmid-1545122")
+    assert_clean(result)
+    assert result.exit_code == 2
+    assert "no entry 'pmid-1545122'; did you mean 'pmid-15451222'?" in result.stderr
+
+
+# --- validate, trace, schema, version, help --------------------------------------------------
+
+
+def test_validate_reports_counts_version_and_hash(kb: KnowledgeBase) -> None:
+    """`validate` on the shipped knowledge base prints one OK line and exits 0."""
+    result = run("validate")
+    assert result.exit_code == 0
+    assert result.stdout == (
+        f"knowledge base OK: {len(kb.conclusions)} conclusions, {len(kb.cautions)} cautions, "
+        f"{len(kb.evidence)} evidence entries (version {kb.version}, {kb.content_hash})\n"
+    )
+
+
+def test_validate_lists_every_issue_at_path_line_column(broken_kb: tuple[Path, Path]) -> None:
+    """`validate` on a broken copy prints all issues as path:line:column and exits 1."""
+    rules, evidence = broken_kb
+    result = run("validate", "--rules", rules, "--evidence", evidence)
+    assert_clean(result)
+    assert result.exit_code == 1
+    issues = [line.strip() for line in result.stderr.splitlines()[1:]]
+    assert len(issues) == 2
+    assert all(ISSUE.match(issue) for issue in issues)
+    assert issues[0].startswith(f"{rules}/conclusions/C06-ppms.yaml:19:12: evidence.0: ")
+    assert "`ivig-cds validate`" not in result.stderr
+
+
+def test_validate_missing_folder_is_a_usage_error() -> None:
+    """`validate --evidence` with a folder that does not exist exits 2."""
+    result = run("validate", "--evidence", "no-such-evidence")
+    assert result.exit_code == 2
+    assert "no-such-evidence" in result.stderr
+
+
+def test_trace_markdown_is_a_rules_by_evidence_table(kb: KnowledgeBase) -> None:
+    """`trace` prints a markdown table: a row per rule, a column per evidence entry."""
+    result = run("trace")
+    assert result.exit_code == 0
+    table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    del table[1]  # the | --- | separator
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    assert header[:5] == ["rule", "kind", "question(s)", "tier", "certainty"]
+    assert header[5:] == sorted(kb.evidence)
+    assert len(table) == 1 + len(kb.conclusions) + len(kb.cautions)
+    c05 = next(row for row in table if row.startswith("| C05 |"))
+    cells = [cell.strip() for cell in c05.strip("|").split("|")]
+    assert cells[header.index("pmid-15451222")] == "x"
+    assert cells[header.index("pmid-14760960")] == ""
+
+
+def test_trace_csv_parses_and_marks_citations(kb: KnowledgeBase) -> None:
+    """`trace --format csv` is valid CSV with an x where a rule cites a work."""
+    result = run("trace", "--format", "csv")
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == len(kb.conclusions) + len(kb.cautions)
+    k1 = next(r for r in rows if r["rule"] == "K1")
+    assert {e for e in kb.evidence if k1[e] == "x"} == set(kb.rule("K1").evidence)
+    assert k1["kind"] == "caution"
+
+
+def test_trace_json_lists_citing_rules_per_evidence_entry(kb: KnowledgeBase) -> None:
+    """`trace --format json` gives every evidence entry with the rules that cite it."""
+    result = run("trace", "-f", "json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["knowledge_base"]["content_hash"] == kb.content_hash
+    cited = {e["id"]: e["cited_by"] for e in data["evidence"]}
+    assert cited == {e: list(kb.cited_by(e)) for e in kb.evidence}
+    c07 = next(r for r in data["rules"] if r["id"] == "C07")
+    assert (c07["tier"], c07["certainty"], c07["questions"]) == (
+        "not_recommended", "low", ["acute_relapse"]
+    )  # fmt: skip
+
+
+def test_trace_unknown_format_is_a_usage_error() -> None:
+    """`trace --format html` exits 2 naming the allowed formats."""
+    result = run("trace", "--format", "html")
+    assert result.exit_code == 2
+    assert "'html' is not one of 'markdown', 'csv', 'json'" in result.stderr
+
+
+def test_schema_is_the_patient_context_json_schema() -> None:
+    """`schema` prints the pydantic JSON Schema: closed object, every field, vocabularies."""
+    result = run("schema")
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["additionalProperties"] is False
+    assert "ms_phenotype" in schema["properties"] and "edss" in schema["properties"]
+    assert schema["$defs"]["MSPhenotype"]["enum"] == ["CIS", "RRMS", "SPMS", "PPMS", "not_ms"]
+
+
+def test_version_prints_package_and_knowledge_base(kb: KnowledgeBase) -> None:
+    """`--version` prints the package version, then the knowledge base's version and hash."""
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout == (
+        f"ivig-cds {__version__}\n"
+        f"knowledge base {kb.manifest.name} {kb.version} ({kb.content_hash})\n"
+    )
+
+
+def test_help_lists_every_command_and_the_exit_codes() -> None:
+    """`--help` names all commands and says what the exit codes mean."""
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("evaluate", "rules", "evidence", "validate", "trace", "schema", "serve"):
+        assert re.search(rf"^  {command} ", result.stdout, re.MULTILINE), command
+    assert "2 usage error" in " ".join(result.stdout.split())
+
+
+def test_no_arguments_shows_help_as_a_usage_error() -> None:
+    """`ivig-cds` alone prints the help and exits 2."""
+    result = run()
+    assert result.exit_code == 2
+    assert "Usage: ivig-cds [OPTIONS] COMMAND" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--version"], ["evaluate", str(SPMS)]])
+def test_fhir_and_web_modules_stay_unloaded(args: list[str]) -> None:
+    """`--version` and `evaluate` never import fastapi, uvicorn, fhir.resources or our adapters."""
+    probe = (
+        "import sys\n"
+        "from ivig_cds._cli import main\n"
+        f"sys.argv = ['ivig-cds', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('fastapi', 'uvicorn', 'fhir', 'ivig_cds._fhir', 'ivig_cds._service')\n"
+        "print(sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in heavy[:3]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_installed_console_script_evaluates_the_examples() -> None:
+    """The README's quickstart, `ivig-cds evaluate examples/patients/`, as a real process."""
+    script = Path(sys.executable).with_name("ivig-cds")
+    if not script.exists():
+        pytest.skip(f"console script not installed next to {sys.executable}; pip install -e .")
+    done = subprocess.run(
+        [str(script), "evaluate", "examples/patients/"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    items = json.loads(done.stdout)
+    assert len(items) == len([p for p in PATIENTS.iterdir() if p.suffix in (".yaml", ".json")])
+    by_source = {i["source"]: i["recommendation"] for i in items}
+    assert by_source["examples/patients/c06-ppms.yaml"]["tier"] == "insufficient_evidence"
