@@ -322,7 +322,7 @@ def _evaluate_all(
     stdin = typer.get_binary_stream("stdin").read
     results: list[tuple[str, Recommendation | PatientFileError]] = []
 
-    def step(source: PatientSource) -> None:
+    def step(source: PatientSource, report: Callable[[PatientFileError], None]) -> None:
         outcome: Recommendation | PatientFileError
         try:
             outcome = run_one(source, stdin)
@@ -331,21 +331,34 @@ def _evaluate_all(
         except IvigCdsError as exc:  # the engine failed on a valid patient: a knowledge defect
             outcome = PatientFileError(source.name, "could not be evaluated", [Problem(str(exc))])
         if isinstance(outcome, PatientFileError):
-            _error(f"{outcome.source}: {outcome.summary}", [f"- {p}" for p in outcome.problems])
+            report(outcome)
         results.append((source.name, outcome))
 
     if len(sources) > 1 and sys.stderr.isatty():
         from rich.progress import Progress
+        from rich.text import Text
 
         with Progress(console=_console(sys.stderr), transient=True) as progress:
+
+            def above_the_bar(error: PatientFileError) -> None:
+                message = Text()
+                message.append("error:", style="bold red")
+                message.append(f" {error.source}: {error.summary}")
+                message.append("".join(f"\n    - {p}" for p in error.problems))
+                progress.console.print(message)
+
             task = progress.add_task("Evaluating", total=len(sources))
             for source in sources:
-                step(source)
+                step(source, above_the_bar)
                 progress.advance(task)
     else:
         for source in sources:
-            step(source)
+            step(source, _report)
     return results
+
+
+def _report(error: PatientFileError) -> None:
+    _error(f"{error.source}: {error.summary}", [f"- {p}" for p in error.problems])
 
 
 def _print_results(

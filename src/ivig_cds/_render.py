@@ -152,11 +152,13 @@ def render_text(rec: Recommendation, *, source: str | None = None) -> Group:
     if rec.cautions:
         parts += [Text(""), Text("Cautions", style="bold")]
         for caution in rec.cautions:
-            line = Text("  ! ", style="bold yellow")
+            line = Text("  ")
+            line.append("! ", style="bold yellow")
             line.append(f"{caution.rule_id} {caution.title}: ", style="bold")
             line.append(caution.text)
             parts.append(line)
-            sources = Text("      Sources: ", style="dim")
+            sources = Text("      ")
+            sources.append("Sources: ", style="dim")
             for i, citation in enumerate(caution.citations):
                 if i:
                     sources.append(", ", style="dim")
@@ -183,7 +185,8 @@ def render_text(rec: Recommendation, *, source: str | None = None) -> Group:
 
 
 def _field(name: str, value: str) -> Text:
-    text = Text(f"{name}: ", style="bold")
+    text = Text()
+    text.append(f"{name}: ", style="bold")
     text.append(value)
     return text
 
