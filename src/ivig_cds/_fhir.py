@@ -216,10 +216,25 @@ def _parse(where: str, raw: object, problems: list[str]) -> Resource | None:
     except ValidationError as exc:
         name = _ref_of(kind, raw.get("id"))
         for err in exc.errors(include_url=False, include_input=False)[:_MAX_PROBLEMS]:
-            path = ".".join(str(p) for p in err["loc"]) or "resource"
-            problems.append(f"{where}: {name}: {path}: {_message(err['msg'])}")
+            loc = err["loc"]
+            owner = name
+            if kind == "Bundle" and len(loc) > 2 and loc[0] == "entry" and loc[2] == "resource":
+                owner = f"{name} entry {loc[1]} ({_entry_ref(raw, loc[1])})"
+                loc = loc[3:]
+            path = ".".join(str(p) for p in loc) or "resource"
+            problems.append(f"{where}: {owner}: {path}: {_message(err['msg'])}")
         return None
     return resource  # type: ignore[return-value]  # every R4B resource model is a Resource
+
+
+def _entry_ref(bundle: Mapping[str, Any], index: object) -> str:
+    entries = bundle.get("entry")
+    if isinstance(entries, list) and isinstance(index, int) and 0 <= index < len(entries):
+        entry = entries[index]
+        item = entry.get("resource") if isinstance(entry, Mapping) else None
+        if isinstance(item, Mapping):
+            return _ref_of(str(item.get("resourceType", "resource")), item.get("id"))
+    return "resource"
 
 
 def _unbundle(where: str, bundle: Bundle, found: list[Resource], problems: list[str]) -> None:

@@ -1,0 +1,342 @@
+"""The FHIR R4 adapter: bundles and prefetch in, PatientContext out, nothing guessed."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivig_cds import Evaluator, IvigCdsError, Tier
+from ivig_cds._fhir import (
+    FhirDataError,
+    evaluate_fhir,
+    ivig_orders,
+    patient_from_fhir,
+    resources_of,
+)
+from ivig_cds._fhir_codes import (
+    GROUP_VALUES,
+    FhirCodeTableError,
+    default_code_tables,
+    load_code_tables,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures" / "fhir"
+HOOKS = REPO / "tests" / "fixtures" / "cds-hooks"
+AHRQ = REPO.parent / "shared" / "fixtures" / "ahrq-cds-hooks-r4"
+AS_OF = dt.date(2026, 11, 22)
+SCT = "http://snomed.info/sct"
+
+
+def load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return data
+
+
+def resource(bundle: dict[str, Any], rid: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"] == rid)
+    return found
+
+
+def test_rrms_interferon_intolerant_maps_every_fact_it_states() -> None:
+    """An RRMS bundle with interferon stopped for intolerance gives phenotype, DMT status, age, sex."""
+    mapping = patient_from_fhir(load("rrms-interferon-intolerant"), as_of=AS_OF)
+    p = mapping.patient
+    assert (p.ms_phenotype, p.first_line_dmt, p.sex, p.age_years) == (
+        "RRMS",
+        "not_tolerated",
+        "female",
+        38,
+    )
+    assert p.pregnancy_status is None and p.acute_relapse is None and p.edss is None
+    assert mapping.sources["ms_phenotype"] == ("Condition/rrms-1",)
+    assert mapping.sources["first_line_dmt"] == ("MedicationStatement/ifn-1",)
+    assert mapping.conflicts == () and mapping.ms_on_record
+
+
+def test_evaluate_fhir_gives_second_line_citing_the_meta_analysis(evaluator: Evaluator) -> None:
+    """evaluate_fhir answers second_line for RRMS intolerant of interferon, citing PMID 12453069."""
+    rec = evaluate_fhir(load("rrms-interferon-intolerant"), evaluator=evaluator, as_of=AS_OF)
+    assert rec.tier is Tier.SECOND_LINE and rec.primary_rule == "C02a"
+    assert rec.citations[0].pmid == "12453069"
+    assert rec.missing_data == ("pregnancy_status",)
+
+
+@pytest.mark.parametrize(
+    ("name", "tier", "rule"),
+    [
+        ("rrms-on-glatiramer", Tier.NOT_FIRST_LINE, "C01"),
+        ("spms", Tier.NOT_RECOMMENDED, "C05"),
+        ("rrms-postpartum-breastfeeding", Tier.SECOND_LINE, "C10"),
+        ("rrms-relapse-on-iv-steroids", Tier.NOT_RECOMMENDED, "C07"),
+        ("cis-like-unspecified-ms-allergy", Tier.INDETERMINATE, "C13a"),
+    ],
+)
+def test_fixture_bundles_reach_their_expected_conclusion(
+    evaluator: Evaluator, name: str, tier: Tier, rule: str
+) -> None:
+    """Each realistic bundle evaluates to the conclusion its clinical story calls for."""
+    rec = evaluate_fhir(load(name), evaluator=evaluator, as_of=AS_OF)
+    assert (rec.tier, rec.primary_rule) == (tier, rule)
+
+
+def test_postpartum_weeks_come_from_the_delivery_date() -> None:
+    """A delivery 6 weeks before the evaluation date supersedes an earlier 'pregnant' answer."""
+    p = patient_from_fhir(load("rrms-postpartum-breastfeeding"), as_of=AS_OF).patient
+    assert (p.pregnancy_status, p.weeks_postpartum, p.breastfeeding) == ("postpartum", 6, True)
+
+
+def test_old_delivery_and_stale_pregnancy_answer_leave_status_unknown() -> None:
+    """A year later, neither the delivery nor the old 'pregnant' observation says anything."""
+    mapping = patient_from_fhir(load("rrms-postpartum-breastfeeding"), as_of=dt.date(2028, 1, 1))
+    assert mapping.patient.pregnancy_status is None and mapping.patient.breastfeeding is None
+    assert any("older than 42 weeks" in n for n in mapping.notes)
+
+
+def test_resolved_diagnosis_is_ignored_and_noted() -> None:
+    """A resolved RRMS Condition does not conflict with the active SPMS one."""
+    mapping = patient_from_fhir(load("spms"), as_of=AS_OF)
+    assert mapping.patient.ms_phenotype == "SPMS" and mapping.conflicts == ()
+    assert "Condition/rrms-old: MS diagnosis is resolved; not used" in mapping.notes
+
+
+def test_two_phenotypes_conflict_naming_both_conditions() -> None:
+    """RRMS and SPMS Conditions leave the phenotype unknown and name both resources."""
+    mapping = patient_from_fhir(load("phenotype-conflict"), as_of=AS_OF)
+    assert mapping.patient.ms_phenotype is None
+    (conflict,) = mapping.conflicts
+    assert conflict.field == "ms_phenotype"
+    assert conflict.resources == ("Condition/abc", "Condition/def")
+    assert str(conflict) == (
+        "MS course conflict: Condition/abc (RRMS) and Condition/def (SPMS) name different courses"
+    )
+
+
+def test_evaluate_fhir_refuses_conflicting_data() -> None:
+    """evaluate_fhir raises FhirDataError, a ValueError and IvigCdsError, naming the resources."""
+    with pytest.raises(FhirDataError) as caught:
+        evaluate_fhir(load("phenotype-conflict"), as_of=AS_OF)
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, IvigCdsError)
+    assert "Condition/abc (RRMS) and Condition/def (SPMS)" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "system"),
+    [
+        ("refuted", "http://terminology.hl7.org/CodeSystem/condition-ver-status"),
+        ("entered-in-error", "http://terminology.hl7.org/CodeSystem/condition-ver-status"),
+        ("differential", "http://terminology.hl7.org/CodeSystem/condition-ver-status"),
+    ],
+)
+def test_unconfirmed_diagnoses_do_not_set_the_phenotype(status: str, system: str) -> None:
+    """A refuted, erroneous or differential MS diagnosis maps to nothing."""
+    bundle = load("spms")
+    resource(bundle, "spms-1")["verificationStatus"] = {"coding": [{"system": system, "code": status}]}
+    assert patient_from_fhir(bundle, as_of=AS_OF).patient.ms_phenotype is None
+
+
+def test_icd10cm_codes_match_case_insensitively() -> None:
+    """'g35.c1' written in lower case still maps to SPMS."""
+    bundle = load("spms")
+    resource(bundle, "spms-1")["code"]["coding"][0]["code"] = "g35.c1"
+    assert patient_from_fhir(bundle, as_of=AS_OF).patient.ms_phenotype == "SPMS"
+
+
+def test_unspecified_ms_marks_ms_on_record_without_a_phenotype() -> None:
+    """SNOMED 24700007 says MS is on record but leaves the course unknown."""
+    mapping = patient_from_fhir(load("cis-like-unspecified-ms-allergy"), as_of=AS_OF)
+    assert mapping.ms_on_record and mapping.patient.ms_phenotype is None
+    assert mapping.patient.first_line_dmt == "not_tolerated"
+    assert mapping.sources["first_line_dmt"] == ("AllergyIntolerance/ai-ifn",)
+
+
+def test_active_interferon_with_no_intolerance_is_suitable() -> None:
+    """An active first-line DMT without a recorded intolerance makes first-line suitable."""
+    bundle = load("rrms-interferon-intolerant")
+    statement = resource(bundle, "ifn-1")
+    statement["status"] = "active"
+    del statement["statusReason"]
+    assert patient_from_fhir(bundle, as_of=AS_OF).patient.first_line_dmt == "suitable"
+
+
+def test_stopped_without_a_reason_says_nothing_about_tolerance() -> None:
+    """A first-line DMT stopped for no recorded reason leaves first_line_dmt unknown."""
+    bundle = load("rrms-interferon-intolerant")
+    del resource(bundle, "ifn-1")["statusReason"]
+    assert patient_from_fhir(bundle, as_of=AS_OF).patient.first_line_dmt is None
+
+
+def test_contained_medication_is_matched_by_ingredient() -> None:
+    """A MedicationStatement referencing a contained Medication is read through its ingredient."""
+    bundle = load("rrms-interferon-intolerant")
+    statement = resource(bundle, "ifn-1")
+    del statement["medicationCodeableConcept"]
+    statement["contained"] = [
+        {
+            "resourceType": "Medication",
+            "id": "med1",
+            "code": {"text": "Rebif 44 micrograms"},
+            "ingredient": [
+                {"itemCodeableConcept": {"coding": [{"system": SCT, "code": "386902004"}]}}
+            ],
+        }
+    ]
+    statement["medicationReference"] = {"reference": "#med1"}
+    assert patient_from_fhir(bundle, as_of=AS_OF).patient.first_line_dmt == "not_tolerated"
+
+
+def test_iv_steroids_without_relapse_are_noted_not_used() -> None:
+    """IV methylprednisolone with no recorded relapse does not set on_iv_methylprednisolone."""
+    bundle = load("rrms-relapse-on-iv-steroids")
+    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["id"] != "relapse-1"]
+    mapping = patient_from_fhir(bundle, as_of=AS_OF)
+    assert mapping.patient.on_iv_methylprednisolone is None
+    assert any("without a recorded MS relapse" in n for n in mapping.notes)
+
+
+def test_resolved_relapse_is_not_an_ongoing_relapse() -> None:
+    """A resolved exacerbation leaves acute_relapse unknown rather than false or true."""
+    bundle = load("rrms-relapse-on-iv-steroids")
+    resource(bundle, "relapse-1")["clinicalStatus"]["coding"][0]["code"] = "resolved"
+    assert patient_from_fhir(bundle, as_of=AS_OF).patient.acute_relapse is None
+
+
+def test_male_with_delivery_is_a_conflict_not_an_error() -> None:
+    """A delivery recorded for a male patient is reported and leaves pregnancy unknown."""
+    bundle = load("rrms-postpartum-breastfeeding")
+    resource(bundle, "pp")["gender"] = "male"
+    mapping = patient_from_fhir(bundle, as_of=AS_OF)
+    assert mapping.patient.pregnancy_status is None
+    assert {c.field for c in mapping.conflicts} == {"pregnancy_status", "breastfeeding"}
+    assert "Patient/pp is male but Procedure/delivery-1 records a delivery" in [
+        str(c) for c in mapping.conflicts
+    ]
+
+
+@pytest.mark.parametrize(
+    ("birth", "age"),
+    [("1988-11-23", 37), ("1988-11-22", 38), ("1988", None), ("1988-03", 38)],
+)
+def test_age_is_computed_as_of_the_pinned_date(birth: str, age: int | None) -> None:
+    """Age counts whole years to the evaluation date; an ambiguous partial date gives none."""
+    bundle = load("rrms-interferon-intolerant")
+    resource(bundle, "rrms-ifn")["birthDate"] = birth
+    assert patient_from_fhir(bundle, as_of=AS_OF).patient.age_years == age
+
+
+def test_prefetch_dictionary_with_nulls_and_operation_outcome_is_read() -> None:
+    """Prefetch values may be resources, searchset Bundles, null or an OperationOutcome."""
+    request = json.loads((HOOKS / "patient-view-rrms-interferon-intolerant.json").read_text())
+    prefetch = request["prefetch"]
+    prefetch["observations"] = None
+    prefetch["allergies"] = {"resourceType": "OperationOutcome", "issue": []}
+    p = patient_from_fhir(prefetch, as_of=AS_OF).patient
+    assert (p.ms_phenotype, p.first_line_dmt) == ("RRMS", "not_tolerated")
+
+
+def test_single_resource_input_is_accepted() -> None:
+    """A lone Patient resource maps to sex and age and nothing else."""
+    p = patient_from_fhir(resource(load("spms"), "spms"), as_of=AS_OF).patient
+    assert p.sex == "female" and p.age_years == 60 and p.ms_phenotype is None
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([], "expected a JSON object, got list"),
+        ({"resourceType": "Nonsense"}, "'Nonsense' is not a FHIR R4 resource type"),
+        ({"foo": {"bar": 1}}, "prefetch 'foo': no resourceType; is this FHIR JSON?"),
+        ({"resourceType": "Bundle", "type": "transaction"}, "Bundle type 'transaction' is not"),
+        (
+            {"resourceType": "Patient", "id": "p1", "birthDate": "22/11/1990"},
+            "input: Patient/p1: birthDate:",
+        ),
+    ],
+)
+def test_invalid_fhir_raises_a_located_error(data: Any, message: str) -> None:
+    """Malformed input raises FhirDataError whose message locates the problem."""
+    with pytest.raises(FhirDataError) as caught:
+        patient_from_fhir(data, as_of=AS_OF)
+    assert message in str(caught.value)
+
+
+def test_error_messages_never_quote_values() -> None:
+    """A validation error names the field but not the offending (possibly identifying) value."""
+    bundle = load("spms")
+    resource(bundle, "spms")["birthDate"] = "Jane Doe 1966"
+    with pytest.raises(FhirDataError) as caught:
+        patient_from_fhir(bundle, as_of=AS_OF)
+    assert "Jane Doe" not in str(caught.value)
+    assert "Bundle/spms entry 0 (Patient/spms): birthDate: " in str(caught.value)
+
+
+def test_two_patients_are_refused() -> None:
+    """A bundle describing two different patients is refused rather than merged."""
+    bundle = load("spms")
+    other = copy.deepcopy(resource(bundle, "spms"))
+    other["id"] = "someone-else"
+    bundle["entry"].append({"resource": other})
+    with pytest.raises(FhirDataError, match="2 different Patient resources"):
+        patient_from_fhir(bundle, as_of=AS_OF)
+
+
+def test_resource_count_is_bounded() -> None:
+    """More resources than one chart could hold are refused with a clear message."""
+    many = [{"resource": {"resourceType": "Basic", "id": str(i), "code": {"text": "x"}}} for i in range(20_001)]
+    with pytest.raises(FhirDataError, match="more than 20000 resources"):
+        resources_of({"resourceType": "Bundle", "type": "collection", "entry": many})
+
+
+def test_ivig_orders_finds_snomed_and_atc_coded_requests() -> None:
+    """ivig_orders picks IVIG MedicationRequests by SNOMED CT product or ATC J06BA02 code."""
+    request = json.loads((HOOKS / "order-select-spms-ivig-selected.json").read_text())
+    found = ivig_orders(resources_of(request["context"]["draftOrders"]))
+    assert [r.id for r in found] == ["ivig-draft-1"]
+
+
+def test_shipped_code_tables_load_and_every_code_records_its_verification() -> None:
+    """Every shipped code has a display and a non-empty verification note, values in range."""
+    tables = default_code_tables()
+    entries = [e for group in GROUP_VALUES for e in tables.entries(group)]
+    assert len(entries) >= 25
+    assert all(e.display and len(e.verified) > 20 for e in entries)
+    assert tables.lookup("ms_diagnosis", "http://snomed.info/sct", "426373005").value == "RRMS"  # type: ignore[union-attr]
+
+
+def test_a_mistyped_value_in_a_code_table_fails_at_load(tmp_path: Path) -> None:
+    """A code mapped to an unknown value is rejected with the file and group named."""
+    (tmp_path / "bad.yaml").write_text(
+        "groups:\n  ms_diagnosis:\n    description: d\n    codes:\n"
+        "      - {system: 'http://snomed.info/sct', code: '1', display: x, value: RMS,"
+        " verified: somewhere}\n"
+    )
+    with pytest.raises(FhirCodeTableError, match=r"bad.yaml: .*maps to 'RMS'"):
+        load_code_tables(tmp_path)
+
+
+def test_a_duplicate_code_in_the_tables_fails_at_load(tmp_path: Path) -> None:
+    """The same system and code listed twice in a group is rejected."""
+    entry = "      - {system: 'http://loinc.org', code: '1-1', display: x, value: edss, verified: v}\n"
+    text = "groups:\n  observation_kind:\n    description: d\n    codes:\n" + entry
+    (tmp_path / "a.yaml").write_text(text)
+    (tmp_path / "b.yaml").write_text(text)
+    with pytest.raises(FhirCodeTableError, match="listed twice"):
+        load_code_tables(tmp_path)
+
+
+def _ahrq_files() -> list[Path]:
+    return sorted(AHRQ.glob("*.json")) if AHRQ.is_dir() else []
+
+
+@pytest.mark.skipif(not AHRQ.is_dir(), reason=f"shared AHRQ fixtures not found at {AHRQ}")
+@pytest.mark.parametrize("path", _ahrq_files(), ids=lambda p: p.stem)
+def test_ahrq_synthea_prefetch_maps_without_error_and_without_ms(path: Path) -> None:
+    """Real Synthea R4 prefetch parses with R4B models and shows no MS on record."""
+    mapping = patient_from_fhir(json.loads(path.read_text())["prefetch"], as_of=AS_OF)
+    assert not mapping.ms_on_record and mapping.patient.ms_phenotype is None
+    assert mapping.patient.sex in ("male", "female")
