@@ -289,7 +289,7 @@ def _patient_runner(evaluator: Evaluator) -> Runner:
 
 def _fhir_runner(evaluator: Evaluator) -> Runner:
     try:
-        from ivig_cds._fhir import evaluate_fhir  # type: ignore[import-untyped, unused-ignore]
+        from ivig_cds._fhir import evaluate_fhir
     except ModuleNotFoundError as exc:
         if exc.name not in ("ivig_cds._fhir", "fhir", "fhir.resources"):
             raise
@@ -675,7 +675,7 @@ def serve(
 ) -> None:
     """Run the CDS Hooks service (HTTP) on HOST:PORT until interrupted."""
     try:
-        from ivig_cds._service import run  # type: ignore[import-untyped, unused-ignore]
+        from ivig_cds._service import run
     except ModuleNotFoundError as exc:
         if exc.name is None or not exc.name.startswith(("ivig_cds._service", "fastapi", "uvicorn")):
             raise
