@@ -61,7 +61,9 @@ def test_not_applicable_gives_no_card(evaluator: Evaluator) -> None:
 
 def test_source_links_the_primary_citation_on_pubmed(evaluator: Evaluator) -> None:
     """The SPMS card's source is ESIMS on PubMed (PMID 15451222)."""
-    card = card_for(evaluator.evaluate(PATIENTS["not_recommended"]), service_id="s", hook_instance="h")
+    card = card_for(
+        evaluator.evaluate(PATIENTS["not_recommended"]), service_id="s", hook_instance="h"
+    )
     assert card is not None
     assert card["source"] == {
         "label": "Hommes OR et al. 2004 (PMID 15451222)",
@@ -84,7 +86,9 @@ def test_indeterminate_card_says_what_is_missing_and_offers_no_override(
     evaluator: Evaluator,
 ) -> None:
     """A card that cannot decide names the missing facts and has no overrideReasons."""
-    card = card_for(evaluator.evaluate(PATIENTS["indeterminate"]), service_id="s", hook_instance="h")
+    card = card_for(
+        evaluator.evaluate(PATIENTS["indeterminate"]), service_id="s", hook_instance="h"
+    )
     assert card is not None
     assert "**Missing data that would decide or could change this:** ms phenotype" in card["detail"]
     assert "overrideReasons" not in card
@@ -93,7 +97,9 @@ def test_indeterminate_card_says_what_is_missing_and_offers_no_override(
 
 def test_advice_cards_offer_override_reasons(evaluator: Evaluator) -> None:
     """Cards a clinician may disagree with offer coded override reasons from our system."""
-    card = card_for(evaluator.evaluate(PATIENTS["not_first_line"]), service_id="s", hook_instance="h")
+    card = card_for(
+        evaluator.evaluate(PATIENTS["not_first_line"]), service_id="s", hook_instance="h"
+    )
     assert card is not None
     reasons = card["overrideReasons"]
     assert {r["system"] for r in reasons} == {OVERRIDE_SYSTEM}
@@ -115,5 +121,7 @@ def test_conflicts_appear_in_the_detail(evaluator: Evaluator) -> None:
     rec = evaluator.evaluate(PATIENTS["indeterminate"])
     card = card_for(rec, service_id="s", hook_instance="h", conflicts=["A and B disagree"])
     assert card is not None
-    assert "**Conflicting data in the record (left unknown):**\n- A and B disagree" in card["detail"]
+    assert (
+        "**Conflicting data in the record (left unknown):**\n- A and B disagree" in card["detail"]
+    )
     assert card["extension"][EXTENSION_KEY]["conflicts"] == 1

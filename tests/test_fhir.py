@@ -39,12 +39,14 @@ def load(name: str) -> dict[str, Any]:
 
 
 def resource(bundle: dict[str, Any], rid: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"] == rid)
+    found: dict[str, Any] = next(
+        e["resource"] for e in bundle["entry"] if e["resource"]["id"] == rid
+    )
     return found
 
 
 def test_rrms_interferon_intolerant_maps_every_fact_it_states() -> None:
-    """An RRMS bundle with interferon stopped for intolerance gives phenotype, DMT status, age, sex."""
+    """RRMS with interferon stopped for intolerance gives phenotype, DMT status, age and sex."""
     mapping = patient_from_fhir(load("rrms-interferon-intolerant"), as_of=AS_OF)
     p = mapping.patient
     assert (p.ms_phenotype, p.first_line_dmt, p.sex, p.age_years) == (
@@ -136,7 +138,9 @@ def test_evaluate_fhir_refuses_conflicting_data() -> None:
 def test_unconfirmed_diagnoses_do_not_set_the_phenotype(status: str, system: str) -> None:
     """A refuted, erroneous or differential MS diagnosis maps to nothing."""
     bundle = load("spms")
-    resource(bundle, "spms-1")["verificationStatus"] = {"coding": [{"system": system, "code": status}]}
+    resource(bundle, "spms-1")["verificationStatus"] = {
+        "coding": [{"system": system, "code": status}]
+    }
     assert patient_from_fhir(bundle, as_of=AS_OF).patient.ms_phenotype is None
 
 
@@ -287,7 +291,10 @@ def test_two_patients_are_refused() -> None:
 
 def test_resource_count_is_bounded() -> None:
     """More resources than one chart could hold are refused with a clear message."""
-    many = [{"resource": {"resourceType": "Basic", "id": str(i), "code": {"text": "x"}}} for i in range(20_001)]
+    many = [
+        {"resource": {"resourceType": "Basic", "id": str(i), "code": {"text": "x"}}}
+        for i in range(20_001)
+    ]
     with pytest.raises(FhirDataError, match="more than 20000 resources"):
         resources_of({"resourceType": "Bundle", "type": "collection", "entry": many})
 
@@ -321,7 +328,9 @@ def test_a_mistyped_value_in_a_code_table_fails_at_load(tmp_path: Path) -> None:
 
 def test_a_duplicate_code_in_the_tables_fails_at_load(tmp_path: Path) -> None:
     """The same system and code listed twice in a group is rejected."""
-    entry = "      - {system: 'http://loinc.org', code: '1-1', display: x, value: edss, verified: v}\n"
+    entry = (
+        "      - {system: 'http://loinc.org', code: '1-1', display: x, value: edss, verified: v}\n"
+    )
     text = "groups:\n  observation_kind:\n    description: d\n    codes:\n" + entry
     (tmp_path / "a.yaml").write_text(text)
     (tmp_path / "b.yaml").write_text(text)
