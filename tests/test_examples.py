@@ -1,6 +1,6 @@
 """The example patients in examples/ against their golden files in examples/expected/.
 
-Each valid example (examples/patients/, one YAML and one JSON twin per case) must print exactly
+Each valid example (directly in examples/, one YAML and one JSON twin per case) must print exactly
 examples/expected/<name>.json with `--format json` and <name>.md with `--format markdown`; each
 invalid one (examples/invalid/) must fail with exit code 1 and print exactly
 examples/expected/invalid/<file>.txt on standard error. The tests never rewrite a golden file.
@@ -25,7 +25,7 @@ from ivig_cds._yaml import parse_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-PATIENTS = EXAMPLES / "patients"
+PATIENTS = EXAMPLES
 INVALID = EXAMPLES / "invalid"
 EXPECTED = EXAMPLES / "expected"
 UPDATE_COMMAND = "python -m tests.test_examples --update"
@@ -129,8 +129,8 @@ def test_no_stray_golden_files() -> None:
 
 
 def test_examples_folder_is_the_readme_quickstart() -> None:
-    """`ivig-cds evaluate examples/patients/` evaluates every valid example and exits 0."""
-    code, out, err = _run("evaluate", "examples/patients/")
+    """`ivig-cds evaluate examples/` evaluates every valid example and exits 0."""
+    code, out, err = _run("evaluate", "examples/")
     assert (code, err) == (0, "")
     results = json.loads(out)
     assert [r["source"] for r in results] == [_relative(p) for p in VALID_FILES]
