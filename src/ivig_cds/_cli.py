@@ -39,7 +39,7 @@ from ivig_cds._patient_files import (
     read_patient,
 )
 from ivig_cds._recommendation import PUBMED, Citation, Recommendation
-from ivig_cds._rules import CautionRule, ConclusionRule, Operator, _ConditionSpec
+from ivig_cds._rules import CautionRule, ConclusionRule, ConditionSpec, Operator
 from ivig_cds._trace import to_csv, to_json, to_markdown, trace_matrix
 
 if TYPE_CHECKING:
@@ -511,7 +511,7 @@ def _rule_lines(kb: KnowledgeBase, rule: ConclusionRule | CautionRule) -> list[t
     return lines
 
 
-def _condition(condition: _ConditionSpec) -> str:
+def _condition(condition: ConditionSpec) -> str:
     op = condition.operator
     if op is Operator.UNKNOWN:
         return "is unknown"

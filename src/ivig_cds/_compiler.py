@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ivig_cds._rules import CautionRule, ConclusionRule, Operator, _ConditionSpec
+from ivig_cds._rules import CautionRule, ConclusionRule, ConditionSpec, Operator
 
 # Every fact carries this pair and every rule tests it, so no rule can match durable's own
 # state object (a rule with no discriminator can loop on it).
@@ -52,7 +52,7 @@ def compile_rules(rules: Sequence[ConclusionRule | CautionRule]) -> CompiledRule
     return CompiledRuleset(definition, tuple(fields))
 
 
-def _test(name: str, condition: _ConditionSpec) -> dict[str, Any]:
+def _test(name: str, condition: ConditionSpec) -> dict[str, Any]:
     op = condition.operator
     if op is Operator.UNKNOWN:
         return {"$nex": {name: 1}}

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ivig_cds._rules import CautionRule, ConclusionRule, Operator, _ConditionSpec
+from ivig_cds._rules import CautionRule, ConclusionRule, ConditionSpec, Operator
 
 
-def condition_holds(condition: _ConditionSpec, value: object) -> bool:
+def condition_holds(condition: ConditionSpec, value: object) -> bool:
     op = condition.operator
     if op is Operator.UNKNOWN:
         return value is None

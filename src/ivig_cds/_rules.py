@@ -40,7 +40,7 @@ def _shorthand(value: Any) -> Any:
     return value if isinstance(value, dict) else {"equals": value}
 
 
-class _ConditionSpec(_Frozen):
+class ConditionSpec(_Frozen):
     equals: Scalar | None = None
     in_: tuple[Scalar, ...] | None = Field(default=None, alias="in", min_length=1)
     unknown: Literal[True] | None = None
@@ -77,7 +77,7 @@ class _ConditionSpec(_Frozen):
         return () if self.equals is None else (self.equals,)
 
 
-Condition = Annotated[_ConditionSpec, BeforeValidator(_shorthand)]
+Condition = Annotated[ConditionSpec, BeforeValidator(_shorthand)]
 
 
 class Certainty(_Frozen):
