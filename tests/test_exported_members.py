@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import ivig_cds
@@ -12,12 +14,13 @@ def test_public_names_are_pinned() -> None:
     assert ivig_cds.__all__ == sorted(ivig_cds.__all__)
     assert ivig_cds.__all__ == [
         "Caution", "CautionRule", "Certainty", "CertaintyLevel", "Citation", "ConclusionRule",
-        "EngineError", "Evaluator", "EvidenceEntry", "Fact", "Finding", "FirstLineStatus",
+        "EngineError", "Evaluator", "EvidenceEntry", "Fact", "FhirDataError", "FhirMapping",
+        "Finding", "FirstLineStatus",
         "IntendedUse", "InvalidPatientError", "IvigCdsError", "KnowledgeBase",
         "KnowledgeBaseError", "KnowledgeBaseRef", "KnowledgeGapError", "KnowledgeIssue",
         "MSPhenotype", "PatientContext", "PregnancyStatus", "Question", "Recommendation", "Sex",
-        "StudyDesign", "Tier", "__version__", "default_evaluator", "evaluate",
-        "load_knowledge_base", "parse_patient",
+        "StudyDesign", "Tier", "__version__", "default_evaluator", "evaluate", "evaluate_fhir",
+        "load_knowledge_base", "parse_patient", "patient_from_fhir",
     ]  # fmt: skip
     for name in ivig_cds.__all__:
         assert hasattr(ivig_cds, name), name
@@ -33,3 +36,13 @@ def test_only_the_engine_module_imports_durable() -> None:
         and "import durable" in p.read_text(encoding="utf-8")
     )
     assert importers == ["_engine.py"]
+
+
+def test_fhir_adapter_is_loaded_only_on_use() -> None:
+    """Importing ivig_cds does not import fhir.resources; touching evaluate_fhir does."""
+    code = (
+        "import sys, ivig_cds; before = 'fhir.resources' in sys.modules;"
+        "ivig_cds.evaluate_fhir; print(before, 'fhir.resources' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ivig_cds._errors import (
     EngineError,
     InvalidPatientError,
@@ -41,7 +43,22 @@ from ivig_cds._vocabulary import (
     Tier,
 )
 
+if TYPE_CHECKING:
+    from ivig_cds._fhir import FhirDataError, FhirMapping, evaluate_fhir, patient_from_fhir
+
 __version__ = "0.1.0"
+
+# The FHIR adapter loads fhir.resources (slow to import); it is loaded on first use only.
+_LAZY = {"FhirDataError", "FhirMapping", "evaluate_fhir", "patient_from_fhir"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from ivig_cds import _fhir  # noqa: PLC0415 (deliberately lazy, see above)
+
+        return getattr(_fhir, name)
+    raise AttributeError(f"module 'ivig_cds' has no attribute {name!r}")
+
 
 __all__ = [
     "Caution",
@@ -54,6 +71,8 @@ __all__ = [
     "Evaluator",
     "EvidenceEntry",
     "Fact",
+    "FhirDataError",
+    "FhirMapping",
     "Finding",
     "FirstLineStatus",
     "IntendedUse",
@@ -75,6 +94,8 @@ __all__ = [
     "__version__",
     "default_evaluator",
     "evaluate",
+    "evaluate_fhir",
     "load_knowledge_base",
     "parse_patient",
+    "patient_from_fhir",
 ]

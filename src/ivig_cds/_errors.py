@@ -2,6 +2,8 @@
 
     IvigCdsError
     ├── InvalidPatientError (also ValueError)   the patient context is inconsistent or malformed
+    ├── FhirDataError (also ValueError)         FHIR input is invalid or contradicts itself
+    │                                           (defined in _fhir.py, beside its only user)
     ├── KnowledgeBaseError                      rules/ or evidence/ failed to load or validate
     └── EngineError                             the rule engine failed while evaluating
         └── KnowledgeGapError                   no rule settles the question for this patient

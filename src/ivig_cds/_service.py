@@ -643,6 +643,16 @@ def _provides(prefetch: Mapping[str, Any], kind: str) -> bool:
     return False
 
 
-def run(host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve the CDS Hooks service with uvicorn until interrupted."""
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+def run(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    fhir_server: str | None = None,
+    jwt_issuers: Mapping[str, IssuerKeys] | None = None,
+    public_base_url: str | None = None,
+) -> None:
+    """Serve the CDS Hooks service with uvicorn until interrupted (options as `create_app`)."""
+    app = create_app(
+        fhir_server=fhir_server, jwt_issuers=jwt_issuers, public_base_url=public_base_url
+    )
+    uvicorn.run(app, host=host, port=port, log_level="info")
