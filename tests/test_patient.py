@@ -141,3 +141,18 @@ def test_valid_postpartum_patient_round_trips() -> None:
     }
     patient = parse_patient(data)
     assert patient.model_dump(mode="json", exclude_none=True) == data
+
+
+def test_each_problem_carries_the_location_of_its_value() -> None:
+    """`locations` points at the offending value, for field, item and cross-field problems."""
+    with pytest.raises(InvalidPatientError) as caught:
+        parse_patient(
+            {"sex": "male", "pregnancy_status": "pregnant", "thromboembolic_risk_factors": [""]}
+        )
+    assert caught.value.locations == [("thromboembolic_risk_factors", 0)]
+    with pytest.raises(InvalidPatientError) as caught:
+        parse_patient({"sex": "male", "pregnancy_status": "pregnant", "edsss": 2})
+    assert caught.value.locations == [("edsss",)]
+    with pytest.raises(InvalidPatientError) as caught:
+        parse_patient({"sex": "male", "pregnancy_status": "pregnant"})
+    assert caught.value.locations == [("pregnancy_status",)]

@@ -21,10 +21,22 @@ class IvigCdsError(Exception):
 
 
 class InvalidPatientError(IvigCdsError, ValueError):
-    """The patient context failed validation; `problems` holds one line per offending field."""
+    """The patient context failed validation.
 
-    def __init__(self, problems: list[str], *, source: str | None = None) -> None:
+    `problems` holds one line per problem; `locations[i]` is the path of the input value that
+    `problems[i]` is about (e.g. `("edss",)` or `("thromboembolic_risk_factors", 0)`), or `()`
+    when the problem concerns the input as a whole.
+    """
+
+    def __init__(
+        self,
+        problems: list[str],
+        *,
+        source: str | None = None,
+        locations: list[tuple[str | int, ...]] | None = None,
+    ) -> None:
         self.problems = problems
+        self.locations = locations if locations is not None else [() for _ in problems]
         self.source = source
         where = f"{source}: " if source else ""
         lines = "\n".join(f"  - {p}" for p in problems)

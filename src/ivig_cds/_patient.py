@@ -135,25 +135,34 @@ def parse_patient(data: object, *, source: str | None = None) -> PatientContext:
     try:
         return PatientContext.model_validate(data)
     except ValidationError as exc:
-        raise InvalidPatientError(_describe(exc, data), source=source) from None
+        described = _describe(exc, data)
+        raise InvalidPatientError(
+            [problem for _, problem in described],
+            source=source,
+            locations=[loc for loc, _ in described],
+        ) from None
 
 
-def _describe(exc: ValidationError, data: Mapping[Any, Any]) -> list[str]:
-    problems = []
+def _describe(
+    exc: ValidationError, data: Mapping[Any, Any]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """(location, message) per problem; messages name their field, locations point at it."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = err["loc"]
-        if not loc:  # a cross-field check: its message already names the fields
-            problems.extend(str(err["msg"]).removeprefix("Value error, ").split("\n"))
+        if not loc:  # a cross-field check: each line starts with the field it is about
+            for line in str(err["msg"]).removeprefix("Value error, ").split("\n"):
+                problems.append(((line.split(":", 1)[0],), line))
             continue
         field = str(loc[0])
         where = ".".join(str(part) for part in loc)
         if err["type"] == "extra_forbidden":
             hint = difflib.get_close_matches(field, _FIELDS, n=1)
             suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-            problems.append(f"{_quoted(field)}: unknown field{suggestion}")
+            problems.append((loc, f"{_quoted(field)}: unknown field{suggestion}"))
             continue
         value = _offending_value(data, loc)
-        problems.append(f"{where}: {err['msg']}{value}")
+        problems.append((loc, f"{where}: {err['msg']}{value}"))
     return problems
 
 

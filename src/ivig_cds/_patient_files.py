@@ -7,11 +7,9 @@ file says where, so that the command line reports them all the same way.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ivig_cds._errors import InvalidPatientError, IvigCdsError
 from ivig_cds._patient import PatientContext, parse_patient
@@ -20,11 +18,6 @@ from ivig_cds._yaml import LocatedDocument, YamlProblem, parse_yaml
 PATIENT_SUFFIXES = (".json", ".yaml", ".yml")
 STDIN = "-"
 STDIN_NAME = "<stdin>"
-
-# The field an InvalidPatientError problem names: `edss: ...`, `'edsss': unknown field`,
-# `thromboembolic_risk_factors.0: ...`.
-_PROBLEM_FIELD = re.compile(r"^'?(?P<field>[A-Za-z_]\w*)'?(?:\.(?P<index>\d+))?:")
-
 
 class PatientPathError(IvigCdsError):
     """A path given on the command line names no patient file: a usage error, not bad data."""
@@ -143,24 +136,14 @@ def read_patient(source: PatientSource, stdin: Callable[[], bytes]) -> PatientCo
         return parse_patient(document.data, source=source.name)
     except InvalidPatientError as exc:
         raise PatientFileError(
-            source.name, "is not a valid patient context", located(exc.problems, document)
+            source.name, "is not a valid patient context", located(exc, document)
         ) from None
 
 
-def located(problems: Iterable[str], document: LocatedDocument) -> list[Problem]:
-    """Attach to each validation problem the position of the field it names, when present."""
+def located(error: InvalidPatientError, document: LocatedDocument) -> list[Problem]:
+    """Attach to each validation problem the file position of the value it is about."""
     result = []
-    for message in problems:
-        position = _position(message, document)
+    for message, loc in zip(error.problems, error.locations, strict=True):
+        position = document.locate(loc) if loc else document.marks.get(())
         result.append(Problem(message, *position) if position else Problem(message))
     return result
-
-
-def _position(message: str, document: LocatedDocument) -> tuple[int, int] | None:
-    match = _PROBLEM_FIELD.match(message)
-    if match is None:
-        return document.marks.get(()) if not isinstance(document.data, dict) else None
-    path: tuple[Any, ...] = (match["field"],)
-    if match["index"] is not None and (*path, int(match["index"])) in document.marks:
-        path = (*path, int(match["index"]))
-    return document.marks.get(path)
