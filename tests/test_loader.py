@@ -242,3 +242,29 @@ def test_non_mapping_and_empty_files(tmp_path: Path) -> None:
         "rules/conclusions/C98-empty.yaml: file is empty; expected a mapping",
         "rules/conclusions/C99-list.yaml:1:1: expected a mapping at the top, got a list",
     ]
+
+
+def test_invalid_evidence_entry_is_located(tmp_path: Path) -> None:
+    """A malformed PMID, an unknown design and a bad year are each reported at their line.
+
+    The rules citing the broken entry are not also reported as citing a missing one.
+    """
+    rules, evidence = _copy_kb(tmp_path)
+    path = evidence / "pmid-14760960.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace('pmid: "14760960"', 'pmid: "PMID14760960"')
+    text = text.replace("design: pilot_rct_stopped_at_interim", "design: pilot_rct")
+    text = text.replace("year: 2004", "year: 204")
+    path.write_text(text, encoding="utf-8")
+    assert _errors(rules, evidence) == [
+        "evidence/pmid-14760960.yaml:2:1: pmid: String should match pattern '^[0-9]{6,9}$'; "
+        "got 'PMID14760960'",
+        "evidence/pmid-14760960.yaml:17:1: year: Input should be greater than or equal to 1900; "
+        "got 204",
+        "evidence/pmid-14760960.yaml:22:1: design: Input should be 'meta_analysis', "
+        "'double_blind_rct', 'randomized_placebo_controlled_trial', 'rct_secondary_analysis', "
+        "'single_blind_randomized', 'pilot_rct_stopped_at_interim', "
+        "'open_label_uncontrolled_series', 'narrative_review', 'animal_data_review' or "
+        "'unattributed_secondary_summary'; got 'pilot_rct'; did you mean "
+        "'pilot_rct_stopped_at_interim'?",
+    ]

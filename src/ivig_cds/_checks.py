@@ -7,8 +7,8 @@ fields the patient context does not have, two conclusions claiming the same prec
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ivig_cds._errors import KnowledgeIssue
 from ivig_cds._evidence import EvidenceEntry
+from ivig_cds._hints import did_you_mean
 from ivig_cds._patient import PatientContext
 from ivig_cds._rules import CautionRule, ConclusionRule, Operator
 from ivig_cds._vocabulary import IntendedUse, Tier
@@ -38,9 +39,17 @@ class LocatedRule:
 
 
 def cross_check(
-    rules: list[LocatedRule], evidence: list[tuple[EvidenceEntry, Path, LocatedDocument]]
+    rules: list[LocatedRule],
+    evidence: list[tuple[EvidenceEntry, Path, LocatedDocument]],
+    *,
+    unusable_evidence: AbstractSet[str] = frozenset(),
 ) -> list[KnowledgeIssue]:
-    evidence_ids = {e.id for e, _, _ in evidence}
+    """Issues that only the whole collection shows.
+
+    `unusable_evidence` names evidence files (by stem) that exist but failed validation; their
+    own errors are already reported, so citations of them are not reported again.
+    """
+    evidence_ids = {e.id for e, _, _ in evidence} | unusable_evidence
     conclusion_ids = {r.rule.id for r in rules if isinstance(r.rule, ConclusionRule)}
     return [
         *_unique_ids(((r.rule.id, r.path, r.doc) for r in rules), "rule"),
@@ -58,11 +67,6 @@ def _issue(
 ) -> KnowledgeIssue:
     line, column = doc.locate(loc) or (None, None)
     return KnowledgeIssue(str(path), line, column, msg)
-
-
-def _suggest(word: str, options: Iterable[str]) -> str:
-    match = difflib.get_close_matches(word, sorted(options), n=1)
-    return f"; did you mean '{match[0]}'?" if match else ""
 
 
 def _unique_ids(
@@ -101,7 +105,7 @@ def _citations_resolve(rules: list[LocatedRule], known: set[str]) -> Iterator[Kn
                     r.doc,
                     ("evidence", i),
                     f"evidence.{i}: cites '{cited}', "
-                    f"which is not in the evidence registry{_suggest(cited, known)}",
+                    f"which is not in the evidence registry{did_you_mean(cited, known)}",
                 )
         if len(set(r.rule.evidence)) != len(r.rule.evidence):
             yield _issue(r.path, r.doc, ("evidence",), "evidence: an entry is cited twice")
@@ -146,7 +150,8 @@ def _conditions_legal(
                     r.path,
                     r.doc,
                     loc,
-                    f"{where}: '{name}' is not a patient-context field{_suggest(name, allowed)}",
+                    f"{where}: '{name}' is not a patient-context field"
+                    + did_you_mean(name, allowed),
                 )
                 continue
             if op is Operator.UNKNOWN and name in derived:
@@ -173,7 +178,7 @@ def _conditions_legal(
                             r.doc,
                             loc,
                             f"{where}: '{value}' is not a conclusion "
-                            f"id{_suggest(str(value), conclusion_ids)}",
+                            f"id{did_you_mean(str(value), conclusion_ids)}",
                         )
                 continue
             annotation: Any = derived.get(name) or patient_fields[name].annotation

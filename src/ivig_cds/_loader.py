@@ -7,7 +7,6 @@ sees them all in one run, each as `path:line:column: what is wrong`.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from collections.abc import Iterable
 from importlib import resources
@@ -19,6 +18,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from ivig_cds._checks import LocatedRule, cross_check
 from ivig_cds._errors import KnowledgeBaseError, KnowledgeIssue
 from ivig_cds._evidence import EvidenceEntry, Outcome, SeedSource
+from ivig_cds._hints import did_you_mean
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._rules import CautionRule, Certainty, ConclusionRule, Manifest, Provenance, Rule
 from ivig_cds._yaml import LocatedDocument, YamlProblem, parse_yaml
@@ -91,7 +91,10 @@ def load_knowledge_base(
     if not evidence_files:
         issues.append(KnowledgeIssue(str(evidence_path), None, None, "no evidence files (*.yaml)"))
 
-    issues.extend(cross_check(rules, evidence))
+    # An entry that failed validation is still there: citing it is not a second error.
+    valid = {p for _, p, _ in evidence}
+    unusable = {p.stem for p in evidence_files if p not in valid}
+    issues.extend(cross_check(rules, evidence, unusable_evidence=unusable))
     if issues or manifest is None:
         raise KnowledgeBaseError(issues)
 
@@ -181,21 +184,16 @@ def _explain(loc: tuple[int | str, ...], err: Any) -> str:
     if kind == "missing":
         return f"{where}: required field is missing"
     if kind == "extra_forbidden":
-        return f"{where}: unknown field{_suggest(str(loc[-1]), _KNOWN_KEYS)}"
+        return f"{where}: unknown field{did_you_mean(str(loc[-1]), _KNOWN_KEYS)}"
     message = str(err["msg"]).removeprefix("Value error, ")
     got = err.get("input")
     if kind == "enum" and isinstance(got, str):
         expected = err.get("ctx", {}).get("expected", "")
         options = [o.strip(" '") for o in expected.replace(" or ", ",").split(",")]
-        return f"{where}: {message}; got '{got}'{_suggest(got, options)}"
+        return f"{where}: {message}; got '{got}'{did_you_mean(got, options)}"
     if isinstance(got, str | int | float | bool) and kind not in ("missing",):
         return f"{where}: {message}; got {got!r}"
     return f"{where}: {message}"
-
-
-def _suggest(word: str, options: Iterable[str]) -> str:
-    match = difflib.get_close_matches(word, list(options), n=1)
-    return f"; did you mean '{match[0]}'?" if match else ""
 
 
 def _kind(value: object) -> str:

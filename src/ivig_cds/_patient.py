@@ -7,7 +7,6 @@ answer is worse than none.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Annotated, Any, Self
 
@@ -15,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 from pydantic import StringConstraints as Str
 
 from ivig_cds._errors import InvalidPatientError
+from ivig_cds._hints import did_you_mean
 from ivig_cds._vocabulary import (
     FirstLineStatus,
     IntendedUse,
@@ -157,9 +157,8 @@ def _describe(
         field = str(loc[0])
         where = ".".join(str(part) for part in loc)
         if err["type"] == "extra_forbidden":
-            hint = difflib.get_close_matches(field, _FIELDS, n=1)
-            suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-            problems.append((loc, f"{_quoted(field)}: unknown field{suggestion}"))
+            hint = did_you_mean(field, _FIELDS)
+            problems.append((loc, f"{_quoted(field)}: unknown field{hint}"))
             continue
         value = _offending_value(data, loc)
         problems.append((loc, f"{where}: {err['msg']}{value}"))

@@ -19,6 +19,7 @@ PATIENT_SUFFIXES = (".json", ".yaml", ".yml")
 STDIN = "-"
 STDIN_NAME = "<stdin>"
 
+
 class PatientPathError(IvigCdsError):
     """A path given on the command line names no patient file: a usage error, not bad data."""
 
