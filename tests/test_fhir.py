@@ -151,6 +151,18 @@ def test_icd10cm_codes_match_case_insensitively() -> None:
     assert patient_from_fhir(bundle, as_of=AS_OF).patient.ms_phenotype == "SPMS"
 
 
+def test_icd11_isolated_demyelinating_syndrome_maps_to_cis(evaluator: Evaluator) -> None:
+    """ICD-11 8A41 (clinically isolated syndrome) gives CIS; with therapy status unknown, C13b."""
+    bundle = load("spms")
+    resource(bundle, "spms-1")["code"] = {
+        "coding": [{"system": "http://id.who.int/icd/release/11/mms", "code": "8A41"}]
+    }
+    mapping = patient_from_fhir(bundle, as_of=AS_OF)
+    assert mapping.patient.ms_phenotype == "CIS"
+    result = evaluator.evaluate(mapping.patient)
+    assert (result.primary_rule, result.missing_data) == ("C13b", ("first_line_dmt",))
+
+
 def test_unspecified_ms_marks_ms_on_record_without_a_phenotype() -> None:
     """SNOMED 24700007 says MS is on record but leaves the course unknown."""
     mapping = patient_from_fhir(load("cis-like-unspecified-ms-allergy"), as_of=AS_OF)
