@@ -268,3 +268,16 @@ def test_invalid_evidence_entry_is_located(tmp_path: Path) -> None:
         "'unattributed_secondary_summary'; got 'pilot_rct'; did you mean "
         "'pilot_rct_stopped_at_interim'?",
     ]
+
+
+def test_operator_that_cannot_apply_to_its_field_fails(tmp_path: Path) -> None:
+    """`not_empty` on a scalar field and `unknown` on an always-known fact are refused."""
+    text = C99.replace(
+        "  ms_phenotype: RRMS", "  ms_phenotype: {not_empty: true}\n  question: {unknown: true}"
+    )
+    assert _with_rule(tmp_path, text) == [
+        "rules/conclusions/C99-test.yaml:8:3: when.ms_phenotype: 'not_empty' applies to list "
+        "fields only (thromboembolic_risk_factors)",
+        "rules/conclusions/C99-test.yaml:9:3: when.question: 'question' is always known; "
+        "'unknown: true' can never hold",
+    ]

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -27,7 +27,9 @@ from ivig_cds._yaml import LocatedDocument
 CONCLUSION_DERIVED: dict[str, Any] = {"question": IntendedUse}
 CAUTION_DERIVED: dict[str, Any] = {**CONCLUSION_DERIVED, "tier": Tier, "primary_rule": str}
 LIST_FIELDS = frozenset(
-    name for name, f in PatientContext.model_fields.items() if "tuple" in str(f.annotation)
+    name
+    for name, f in PatientContext.model_fields.items()
+    if any(get_origin(arg) is tuple for arg in get_args(f.annotation))
 )
 
 
