@@ -1,7 +1,9 @@
-"""Hypothesis strategies for valid patient contexts (consistent by construction)."""
+"""Valid patient contexts (consistent by construction): hypothesis strategies and a seeded mix."""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import strategies as st
@@ -50,3 +52,42 @@ def patients(draw: st.DrawFn) -> dict[str, Any]:
         "patient_id": draw(_maybe(st.text("abcdef0123456789-", min_size=1, max_size=12))),
     }
     return {k: v for k, v in data.items() if v is not None}
+
+
+def mixed_patients(n: int, seed: int = 7) -> list[dict[str, Any]]:
+    """`n` valid patients drawn with a seeded RNG: fast and repeatable, for stress and benchmarks.
+
+    Every field is sometimes unknown, so every rule, caution and missing-data path is reached.
+    """
+    rng = random.Random(seed)
+
+    def pick(values: Sequence[Any]) -> Any:
+        return rng.choice([*values, None])
+
+    out = []
+    for i in range(n):
+        sex = pick([s.value for s in Sex])
+        pregnancy = pick([p.value for p in PregnancyStatus])
+        if sex == "male" and pregnancy in ("pregnant", "postpartum"):
+            pregnancy = "not_pregnant"
+        relapse = pick([True, False])
+        use = pick([u.value for u in IntendedUse])
+        if use == "acute_relapse" and relapse is False:
+            relapse = True
+        data = {
+            "patient_id": f"mix-{seed}-{i}",
+            "ms_phenotype": pick([m.value for m in MSPhenotype]),
+            "intended_use": use,
+            "acute_relapse": relapse,
+            "on_iv_methylprednisolone": pick([True, False]),
+            "first_line_dmt": pick([f.value for f in FirstLineStatus]),
+            "pregnancy_status": pregnancy,
+            "weeks_postpartum": pick(range(0, 105)) if pregnancy == "postpartum" else None,
+            "breastfeeding": pick([True, False]) if sex != "male" else None,
+            "thromboembolic_risk_factors": pick([[], ["obesity"], ["previous DVT", "smoking"]]),
+            "edss": pick([i / 2 for i in range(21)]),
+            "age_years": pick(range(18, 90)),
+            "sex": sex,
+        }
+        out.append({k: v for k, v in data.items() if v is not None})
+    return out

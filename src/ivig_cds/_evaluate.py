@@ -8,8 +8,8 @@ result and say which unknown facts matter. Rules are compiled once, when the `Ev
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
@@ -28,7 +28,7 @@ from ivig_cds._recommendation import (
     Question,
     Recommendation,
 )
-from ivig_cds._reference import blocking_unknowns
+from ivig_cds._reference import ReferenceMatcher
 from ivig_cds._rules import CautionRule, ConclusionRule, Operator
 from ivig_cds._vocabulary import IntendedUse
 
@@ -44,16 +44,45 @@ def infer_question(patient: PatientContext) -> Question:
     return Question(intended_use=IntendedUse.DISEASE_MODIFYING, inferred=True)
 
 
-class Evaluator:
-    """A knowledge base compiled for evaluation; build once, call `evaluate` from any thread."""
+class Matcher(Protocol):
+    def match(self, facts: Mapping[str, object]) -> frozenset[str]: ...
 
-    def __init__(self, knowledge_base: KnowledgeBase) -> None:
-        self.knowledge_base = knowledge_base
-        self._conclusions = {r.id: r for r in knowledge_base.conclusions}
-        self._compiled: CompiledRuleset = compile_rules(knowledge_base.conclusions)
-        self._caution_compiled: CompiledRuleset = compile_rules(knowledge_base.cautions)
+
+class _Durable:
+    """durable_rules behind the `Matcher` interface: encode the facts, then match."""
+
+    def __init__(self, rules: Sequence[ConclusionRule | CautionRule]) -> None:
+        self._compiled: CompiledRuleset = compile_rules(rules)
         self._matcher = DurableMatcher(self._compiled.definition)
-        self._caution_matcher = DurableMatcher(self._caution_compiled.definition)
+
+    def match(self, facts: Mapping[str, object]) -> frozenset[str]:
+        return self._matcher.match(self._compiled.encode(facts))
+
+
+Engine = Literal["durable", "reference"]
+
+
+class Evaluator:
+    """A knowledge base compiled for evaluation; build once, call `evaluate` from any thread.
+
+    `engine="reference"` matches with the plain-Python oracle instead of durable_rules; it gives
+    the same answers (the differential tests prove it) and exists to check durable against.
+    """
+
+    def __init__(self, knowledge_base: KnowledgeBase, *, engine: Engine = "durable") -> None:
+        self.knowledge_base = knowledge_base
+        self.engine = engine
+        self._conclusions = {r.id: r for r in knowledge_base.conclusions}
+        self._matcher: Matcher
+        self._caution_matcher: Matcher
+        if engine == "durable":
+            self._matcher = _Durable(knowledge_base.conclusions)
+            self._caution_matcher = _Durable(knowledge_base.cautions)
+        elif engine == "reference":
+            self._matcher = ReferenceMatcher(knowledge_base.conclusions)
+            self._caution_matcher = ReferenceMatcher(knowledge_base.cautions)
+        else:
+            raise ValueError(f"engine: expected 'durable' or 'reference', got {engine!r}")
         cite = {e.id: Citation.of(e) for e in knowledge_base.evidence.values()}
         self._citations = {
             r.id: tuple(cite[e] for e in r.evidence)
@@ -65,6 +94,16 @@ class Evaluator:
             content_hash=knowledge_base.content_hash,
         )
         self._order = {r.id: i for i, r in enumerate(knowledge_base.conclusions)}
+        self._cautions = {r.id: self._caution(r) for r in knowledge_base.cautions}
+        # `missing_data` asks the oracle which better-ranked rules unknown facts could fire.
+        self._reference = ReferenceMatcher(knowledge_base.conclusions)
+        self._ranked = {
+            question: sorted(
+                (r for r in knowledge_base.conclusions if question in r.questions),
+                key=lambda r: r.precedence,
+            )
+            for question in IntendedUse
+        }
 
     def evaluate(self, patient: PatientContext | Mapping[str, Any]) -> Recommendation:
         """Evaluate one patient.
@@ -83,12 +122,10 @@ class Evaluator:
         question = infer_question(context)
         facts: dict[str, object] = {**known_fields(context), "question": question.intended_use}
 
-        fired = self._matcher.match(self._compiled.encode(facts))
+        fired = self._matcher.match(facts)
         primary = self._primary(fired, question.intended_use)
         cautions = self._caution_matcher.match(
-            self._caution_compiled.encode(
-                {**facts, "tier": primary.tier, "primary_rule": primary.id}
-            )
+            {**facts, "tier": primary.tier, "primary_rule": primary.id}
         )
         findings = [self._finding(primary, "primary", question.intended_use, facts)]
         findings.extend(
@@ -105,9 +142,7 @@ class Evaluator:
             primary_rule=primary.id,
             findings=tuple(findings),
             citations=self._citations[primary.id],
-            cautions=tuple(
-                self._caution(rule) for rule in self.knowledge_base.cautions if rule.id in cautions
-            ),
+            cautions=tuple(c for rule_id, c in self._cautions.items() if rule_id in cautions),
             missing_data=self._missing(primary, question.intended_use, facts),
             knowledge_base=self._ref,
         )
@@ -128,10 +163,10 @@ class Evaluator:
     ) -> tuple[str, ...]:
         """Unknown fields that blocked the primary rule's decision or could pre-empt it."""
         found = set(primary.missing_fields)
-        for rule in self.knowledge_base.conclusions:
-            if question not in rule.questions or rule.precedence >= primary.precedence:
-                continue
-            unknown = blocking_unknowns(rule, facts)
+        for rule in self._ranked[question]:
+            if rule.precedence >= primary.precedence:
+                break
+            unknown = self._reference.rules[rule.id].blocking_unknowns(facts)
             if unknown and self._possible(rule, unknown, facts):
                 found.update(unknown)
         return tuple(sorted(found, key=_FIELD_ORDER.__getitem__))

@@ -1,43 +1,84 @@
 """A plain-Python matcher with the same meaning as the compiled durable ruleset.
 
-It is the oracle for differential tests, and it answers "could this rule fire if we knew more?"
-for `missing_data`, which durable cannot.
+It is the oracle for differential tests and the baseline the benchmarks compare durable with, and
+it answers "could this rule fire if we knew more?" for `missing_data`, which durable cannot. Rule
+models are flattened into tuples once, so matching is a few set lookups per condition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from ivig_cds._rules import CautionRule, ConclusionRule, ConditionSpec, Operator
 
 
-def condition_holds(condition: ConditionSpec, value: object) -> bool:
-    op = condition.operator
-    if op is Operator.UNKNOWN:
-        return value is None
-    if value is None:
-        return False
-    if op is Operator.NOT_EMPTY:
-        return isinstance(value, tuple | list) and len(value) > 0
-    return any(_same(value, v) for v in condition.values)
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One condition of one rule, ready to test a fact value."""
+
+    field: str
+    operator: Operator
+    flags: frozenset[bool]  # the bool values `equals`/`in` accept
+    others: frozenset[str | int]  # every other value they accept
+
+    @classmethod
+    def of(cls, field: str, condition: ConditionSpec) -> Check:
+        values = condition.values
+        return cls(
+            field=field,
+            operator=condition.operator,
+            flags=frozenset(v for v in values if isinstance(v, bool)),
+            others=frozenset(v for v in values if not isinstance(v, bool)),
+        )
+
+    def holds(self, value: object) -> bool:
+        if self.operator is Operator.UNKNOWN:
+            return value is None
+        if value is None:
+            return False
+        if self.operator is Operator.NOT_EMPTY:
+            return isinstance(value, tuple | list) and len(value) > 0
+        # bool is an int in Python; a rule's `true` must not match the number 1, nor 1 `true`.
+        if isinstance(value, bool):
+            return value in self.flags
+        return isinstance(value, str | int | float) and value in self.others
 
 
-def _same(value: object, expected: object) -> bool:
-    # bool is an int in Python; a rule's `true` must not match the number 1, nor 1 match `true`.
-    return isinstance(value, bool) == isinstance(expected, bool) and value == expected
+@dataclass(frozen=True, slots=True)
+class ReferenceRule:
+    id: str
+    checks: tuple[Check, ...]
+
+    @classmethod
+    def of(cls, rule: ConclusionRule | CautionRule) -> ReferenceRule:
+        return cls(rule.id, tuple(Check.of(name, c) for name, c in rule.when.items()))
+
+    def fires(self, facts: Mapping[str, object]) -> bool:
+        return all(check.holds(facts.get(check.field)) for check in self.checks)
+
+    def blocking_unknowns(self, facts: Mapping[str, object]) -> tuple[str, ...] | None:
+        """The unknown fields that alone keep this rule from firing; None if facts rule it out."""
+        unknown: list[str] = []
+        for check in self.checks:
+            value = facts.get(check.field)
+            if value is None and check.operator is not Operator.UNKNOWN:
+                unknown.append(check.field)
+            elif not check.holds(value):
+                return None
+        return tuple(unknown)
+
+
+class ReferenceMatcher:
+    """The rules a set of facts fires, computed in plain Python; same interface as durable's."""
+
+    def __init__(self, rules: Sequence[ConclusionRule | CautionRule]) -> None:
+        self.rules = {rule.id: ReferenceRule.of(rule) for rule in rules}
+
+    def match(self, facts: Mapping[str, object]) -> frozenset[str]:
+        return frozenset(rule.id for rule in self.rules.values() if rule.fires(facts))
 
 
 def matches(rule: ConclusionRule | CautionRule, facts: Mapping[str, object]) -> bool:
-    return all(condition_holds(c, facts.get(name)) for name, c in rule.when.items())
-
-
-def blocking_unknowns(rule: ConclusionRule, facts: Mapping[str, object]) -> tuple[str, ...] | None:
-    """The unknown fields that alone keep `rule` from firing, or None if known facts rule it out."""
-    unknown: list[str] = []
-    for name, condition in rule.when.items():
-        value = facts.get(name)
-        if value is None and condition.operator is not Operator.UNKNOWN:
-            unknown.append(name)
-        elif not condition_holds(condition, value):
-            return None
-    return tuple(unknown)
+    """Whether one rule fires; slower than a `ReferenceMatcher` built once, but needs none."""
+    return ReferenceRule.of(rule).fires(facts)
