@@ -35,6 +35,14 @@ def test_every_applicable_rule_fires_not_only_the_first(kb: KnowledgeBase) -> No
     assert DurableMatcher(compiled.definition).match(compiled.encode(facts)) == {"C01", "C09"}
 
 
+def test_the_same_fact_twice_fires_twice(kb: KnowledgeBase) -> None:
+    """Each fact is retracted after matching; durable would otherwise ignore the repeat."""
+    compiled = compile_rules(kb.conclusions)
+    matcher = DurableMatcher(compiled.definition)
+    fact = compiled.encode({"ms_phenotype": "PPMS", "question": "disease_modifying"})
+    assert [matcher.match(fact) for _ in range(3)] == [{"C06"}] * 3
+
+
 def test_many_sequential_evaluations_leave_no_session_behind(evaluator: Evaluator) -> None:
     """Far past durable's 1,024-session cap, evaluations keep working (sessions are deleted)."""
     results = {evaluator.evaluate(MIXED[i % len(MIXED)]).tier for i in range(3000)}

@@ -55,7 +55,11 @@ class ReferenceRule:
         return cls(rule.id, tuple(Check.of(name, c) for name, c in rule.when.items()))
 
     def fires(self, facts: Mapping[str, object]) -> bool:
-        return all(check.holds(facts.get(check.field)) for check in self.checks)
+        # A loop, not all(<generator>): half the cost, and this is the benchmarks baseline.
+        for check in self.checks:  # noqa: SIM110
+            if not check.holds(facts.get(check.field)):
+                return False
+        return True
 
     def blocking_unknowns(self, facts: Mapping[str, object]) -> tuple[str, ...] | None:
         """The unknown fields that alone keep this rule from firing; None if facts rule it out."""
@@ -74,9 +78,10 @@ class ReferenceMatcher:
 
     def __init__(self, rules: Sequence[ConclusionRule | CautionRule]) -> None:
         self.rules = {rule.id: ReferenceRule.of(rule) for rule in rules}
+        self._all = tuple(self.rules.values())
 
     def match(self, facts: Mapping[str, object]) -> frozenset[str]:
-        return frozenset(rule.id for rule in self.rules.values() if rule.fires(facts))
+        return frozenset([rule.id for rule in self._all if rule.fires(facts)])
 
 
 def matches(rule: ConclusionRule | CautionRule, facts: Mapping[str, object]) -> bool:
