@@ -458,9 +458,11 @@ def batch(
 
     errors = errors or _errors_path(out)
     _check_batch_paths(source, out, errors)
-    kb = _load(rules, evidence)
     try:
-        _batch.evaluator_for(rules, evidence, kb)  # compiled once; forked workers inherit it
+        _batch.evaluator_for(rules, evidence)  # compiled once, here; forked workers inherit it
+    except KnowledgeBaseError:
+        _load(rules, evidence)  # loads it again to report every issue, then exits 1
+        raise
     except IvigCdsError as exc:
         _fail(f"the knowledge base could not be compiled: {exc}")
     evaluate = _batch.RecordEvaluator(rules, evidence, full=full)
