@@ -22,7 +22,12 @@ def test_positions_are_kept_for_keys_and_items() -> None:
         (b"a: &x [1]\nb: *x\n", "YAML aliases (*name) are not allowed; write the value out", 2),
         (b"", "file is empty; expected a mapping", None),
         (b"\xff\xfe", "file is not UTF-8 text (bad byte at offset 0)", None),
-        (b"- 1\n---\n- 2\n", "invalid YAML: but found another document", 2),
+        (
+            b"- 1\n---\n- 2\n",
+            "the file holds more than one YAML document (each '---' starts one); "
+            "expected exactly one",
+            2,
+        ),
         (
             b"!!python/object:os.system {}\n",
             "invalid YAML: could not determine a constructor "

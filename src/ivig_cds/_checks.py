@@ -18,10 +18,10 @@ from pydantic import TypeAdapter, ValidationError
 from ivig_cds._errors import KnowledgeIssue
 from ivig_cds._evidence import EvidenceEntry
 from ivig_cds._hints import did_you_mean
-from ivig_cds._patient import PatientContext
+from ivig_cds._patient import PatientContext, short_repr
 from ivig_cds._rules import CautionRule, ConclusionRule, Operator
 from ivig_cds._vocabulary import IntendedUse, Tier
-from ivig_cds._yaml import LocatedDocument
+from ivig_cds._yaml import LocatedDocument, shorten
 
 # Facts the engine derives before matching, beside the patient's own fields.
 CONCLUSION_DERIVED: dict[str, Any] = {"question": IntendedUse}
@@ -145,14 +145,14 @@ def _conditions_legal(
         allowed = [*patient_fields, *derived]
         for name, cond in r.rule.when.items():
             loc = ("when", name)
-            where = f"when.{name}"
+            where = f"when.{shorten(name)}"
             op = cond.operator
             if name not in allowed:
                 yield _issue(
                     r.path,
                     r.doc,
                     loc,
-                    f"{where}: '{name}' is not a patient-context field"
+                    f"{where}: '{shorten(name)}' is not a patient-context field"
                     + did_you_mean(name, allowed),
                 )
                 continue
@@ -191,7 +191,10 @@ def _conditions_legal(
                 except ValidationError as exc:
                     reason = exc.errors(include_url=False)[0]["msg"]
                     yield _issue(
-                        r.path, r.doc, loc, f"{where}: {value!r} is not a legal value: {reason}"
+                        r.path,
+                        r.doc,
+                        loc,
+                        f"{where}: {short_repr(value)} is not a legal value: {reason}",
                     )
 
 

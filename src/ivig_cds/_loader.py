@@ -20,13 +20,15 @@ from ivig_cds._errors import KnowledgeBaseError, KnowledgeIssue
 from ivig_cds._evidence import EvidenceEntry, Outcome, SeedSource
 from ivig_cds._hints import did_you_mean
 from ivig_cds._knowledge_base import KnowledgeBase
+from ivig_cds._patient import short_repr
 from ivig_cds._rules import CautionRule, Certainty, ConclusionRule, Manifest, Provenance, Rule
-from ivig_cds._yaml import LocatedDocument, YamlProblem, parse_yaml
+from ivig_cds._yaml import LocatedDocument, YamlProblem, parse_yaml, read_limited, shorten
 
 MANIFEST_NAME = "knowledge-base.yaml"
 
 _M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
+_QUOTED = 200  # a too-long summary is quoted whole; a megabyte title is not
 _NESTED = (Certainty, Provenance, Outcome, SeedSource)
 _RULE: TypeAdapter[ConclusionRule | CautionRule] = TypeAdapter(Rule)
 _KNOWN_KEYS = sorted(
@@ -142,7 +144,7 @@ def _content_hash(manifest: Path, rules: Iterable[Path], evidence: Iterable[Path
 
 def _read(path: Path, issues: list[KnowledgeIssue]) -> LocatedDocument | None:
     try:
-        doc = parse_yaml(path.read_bytes())
+        doc = parse_yaml(read_limited(path))
     except OSError as exc:
         issues.append(KnowledgeIssue(str(path), None, None, f"cannot be read: {exc.strerror}"))
         return None
@@ -179,7 +181,7 @@ def _validate(
 
 
 def _explain(loc: tuple[int | str, ...], err: Any) -> str:
-    where = ".".join(str(p) for p in loc) or "file"
+    where = ".".join(shorten(str(p)) for p in loc) or "file"
     kind = err["type"]
     if kind == "missing":
         return f"{where}: required field is missing"
@@ -190,9 +192,9 @@ def _explain(loc: tuple[int | str, ...], err: Any) -> str:
     if kind == "enum" and isinstance(got, str):
         expected = err.get("ctx", {}).get("expected", "")
         options = [o.strip(" '") for o in expected.replace(" or ", ",").split(",")]
-        return f"{where}: {message}; got '{got}'{did_you_mean(got, options)}"
-    if isinstance(got, str | int | float | bool) and kind not in ("missing",):
-        return f"{where}: {message}; got {got!r}"
+        return f"{where}: {message}; got {short_repr(got, _QUOTED)}{did_you_mean(got, options)}"
+    if isinstance(got, str | int | float | bool):
+        return f"{where}: {message}; got {short_repr(got, _QUOTED)}"
     return f"{where}: {message}"
 
 

@@ -7,7 +7,7 @@ answer is worse than none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
@@ -22,6 +22,7 @@ from ivig_cds._vocabulary import (
     PregnancyStatus,
     Sex,
 )
+from ivig_cds._yaml import shorten
 
 _RiskFactor = Annotated[str, Str(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -132,15 +133,57 @@ def parse_patient(data: object, *, source: str | None = None) -> PatientContext:
         raise InvalidPatientError(
             [f"expected a mapping of patient fields, got {type(data).__name__}"], source=source
         )
+    # pydantic repr()s a value it tries as an enum member: thousands of levels of nesting would
+    # overflow the stack (RecursionError) instead of failing validation, so such values are
+    # taken out and reported before pydantic sees them.
+    deep = [name for name in _FIELDS if name in data and _too_deep(data[name])]
+    described: list[tuple[tuple[str | int, ...], str]] = [
+        ((name,), f"{name}: nested more than {MAX_DEPTH} levels deep (got a {_kind(data[name])})")
+        for name in deep
+    ]
     try:
-        return PatientContext.model_validate(data)
+        patient = PatientContext.model_validate(
+            {k: v for k, v in data.items() if k not in deep} if deep else data
+        )
     except ValidationError as exc:
-        described = _describe(exc, data)
-        raise InvalidPatientError(
-            [problem for _, problem in described],
-            source=source,
-            locations=[loc for loc, _ in described],
-        ) from None
+        described += _describe(exc, data)
+    else:
+        if not described:
+            return patient
+    raise InvalidPatientError(
+        [problem for _, problem in described],
+        source=source,
+        locations=[loc for loc, _ in described],
+    )
+
+
+MAX_DEPTH = 100  # a valid value is at most 2 deep (a list of strings)
+
+
+def _too_deep(value: object) -> bool:
+    """Whether `value` holds containers nested more than `MAX_DEPTH` deep (or a cycle)."""
+    if isinstance(value, str | bytes | int | float | bool | None):
+        return False
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Iterable[object] = (*item.keys(), *item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+MAX_PROBLEMS = 20  # a file of junk keys would otherwise give one line per key, megabytes of them
 
 
 def _describe(
@@ -148,11 +191,17 @@ def _describe(
 ) -> list[tuple[tuple[str | int, ...], str]]:
     """(location, message) per problem; messages name their field, locations point at it."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
-    for err in exc.errors(include_url=False, include_input=False):
+    errors = exc.errors(include_url=False, include_input=False)
+    for err in errors[:MAX_PROBLEMS]:
         loc = err["loc"]
         if not loc:  # a cross-field check: each line starts with the field it is about
             for line in str(err["msg"]).removeprefix("Value error, ").split("\n"):
                 problems.append(((line.split(":", 1)[0],), line))
+            continue
+        if err["type"] == "invalid_key":  # loc[0] is the key itself: 1, None, (1, 2), ...
+            problems.append(
+                (loc, f"{short_repr(loc[0])}: unknown field; field names are text, like 'edss'")
+            )
             continue
         field = str(loc[0])
         where = ".".join(str(part) for part in loc)
@@ -162,11 +211,14 @@ def _describe(
             continue
         value = _offending_value(data, loc)
         problems.append((loc, f"{where}: {err['msg']}{value}"))
+    if len(errors) > MAX_PROBLEMS:
+        more = len(errors) - MAX_PROBLEMS
+        problems.append(((), f"and {more} more {'problem' if more == 1 else 'problems'}"))
     return problems
 
 
 def _quoted(name: str) -> str:
-    return repr(name[:60] + "…") if len(name) > 60 else repr(name)
+    return repr(shorten(name))
 
 
 def _offending_value(data: Mapping[Any, Any], loc: tuple[int | str, ...]) -> str:
@@ -179,8 +231,22 @@ def _offending_value(data: Mapping[Any, Any], loc: tuple[int | str, ...]) -> str
             return ""
     if isinstance(value, Mapping | list | tuple):
         return f" (got a {type(value).__name__})"
-    text = repr(value)
-    return f" (got {text[:60]}…)" if len(text) > 60 else f" (got {text})"
+    return f" (got {short_repr(value)})"
+
+
+def short_repr(value: object, limit: int = 60) -> str:
+    """`repr(value)` cut to `limit` characters, for quoting one value in an error message.
+
+    Never fails: an integer too long to print (over 4300 digits) or an object whose `repr`
+    raises is described by its type instead.
+    """
+    try:
+        text = repr(value)
+    except Exception:  # a caller's failing __repr__ must not replace the error being reported
+        if isinstance(value, int):
+            return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+        return f"a {type(value).__name__}"
+    return shorten(text, limit)
 
 
 def known_fields(patient: PatientContext) -> dict[str, object]:

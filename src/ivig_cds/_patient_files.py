@@ -13,9 +13,12 @@ from pathlib import Path
 
 from ivig_cds._errors import InvalidPatientError, IvigCdsError
 from ivig_cds._patient import PatientContext, parse_patient
-from ivig_cds._yaml import LocatedDocument, YamlProblem, parse_yaml
+from ivig_cds._yaml import LocatedDocument, YamlProblem, parse_yaml, read_limited
 
 PATIENT_SUFFIXES = (".json", ".yaml", ".yml")
+# A full patient context is under 12 KiB even with 50 long risk factors; the YAML reader is pure
+# Python (a 1 MiB flow list took 13 s), so a bound this low keeps any one file under a second.
+MAX_PATIENT_BYTES = 64 * 1024
 STDIN = "-"
 STDIN_NAME = "<stdin>"
 
@@ -57,7 +60,9 @@ class PatientSource:
     path: Path | None
 
     def read_bytes(self, stdin: Callable[[], bytes]) -> bytes:
-        return stdin() if self.path is None else self.path.read_bytes()
+        """The file's bytes: at most one past `MAX_PATIENT_BYTES` from a file (enough to refuse
+        it), everything from standard input."""
+        return stdin() if self.path is None else read_limited(self.path, MAX_PATIENT_BYTES)
 
 
 def discover(paths: Iterable[str]) -> list[PatientSource]:
@@ -117,7 +122,7 @@ def read_document(source: PatientSource, stdin: Callable[[], bytes]) -> LocatedD
         reason = exc.strerror or type(exc).__name__
         raise PatientFileError(source.name, "cannot be read", [Problem(reason)]) from None
     try:
-        return parse_yaml(raw)
+        return parse_yaml(raw, max_bytes=MAX_PATIENT_BYTES)
     except YamlProblem as exc:
         raise PatientFileError(
             source.name,

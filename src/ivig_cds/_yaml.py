@@ -8,6 +8,7 @@ value's path to its line and column so that validation errors can point into the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from os import PathLike
 from typing import Any
 
 import yaml
@@ -17,6 +18,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 MAX_BYTES = 1 << 20  # no legitimate rule, evidence or patient file comes near this
 
 Path = tuple[str | int, ...]
+Path_ = str | PathLike[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,17 @@ class _StrictLoader(yaml.SafeLoader):
             )
         return super().compose_node(parent, index)
 
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        # PyYAML's scalar constructors raise plain exceptions for values that match a tag's
+        # pattern but not its meaning (2024-13-01, an integer of 5,000 digits, `!!bool maybe`).
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise YamlProblem(_unreadable(node, exc), *_pos(node.start_mark)) from None
+
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, MappingNode):  # e.g. `!!map [1]`: PyYAML says what is wrong
+            return super().construct_mapping(node, deep=deep)
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
@@ -65,9 +77,39 @@ class _StrictLoader(yaml.SafeLoader):
                     "mapping keys must be plain scalars", *_pos(key_node.start_mark)
                 ) from None
             if duplicate:
-                raise YamlProblem(f"duplicate key '{key}'", *_pos(key_node.start_mark))
+                raise YamlProblem(f"duplicate key {_short(key)}", *_pos(key_node.start_mark))
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+_TAG_MEANINGS = {
+    "tag:yaml.org,2002:int": "an integer",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:bool": "true or false",
+    "tag:yaml.org,2002:timestamp": "a date (year-month-day)",
+}
+
+
+def _unreadable(node: Node, exc: Exception) -> str:
+    """Why a value that looks like an integer, date, ... cannot be one; never the value."""
+    meaning = _TAG_MEANINGS.get(node.tag)
+    if meaning is None:
+        return f"invalid YAML: the value cannot be read as its tag '{shorten(node.tag)}'"
+    if node.tag.endswith(":int") and "digits" in str(exc):
+        return "invalid YAML: the integer has too many digits (at most 4300)"
+    if node.tag.endswith(":timestamp") and isinstance(exc, ValueError):
+        return f"invalid YAML: the value is not a valid date ({exc})"
+    return f"invalid YAML: the value is not {meaning}"
+
+
+def _short(value: object) -> str:
+    return f"'{shorten(str(value))}'"
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """`text` cut to `limit` characters for an error message: a key or value may be as long as
+    the file that holds it."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _pos(mark: Any) -> tuple[int, int]:
@@ -87,35 +129,74 @@ def _walk(node: Node, path: Path, marks: dict[Path, tuple[int, int]]) -> None:
             _walk(item, (*path, i), marks)
 
 
-def parse_yaml(raw: bytes) -> LocatedDocument:
+def read_limited(path: Path_, limit: int = MAX_BYTES) -> bytes:
+    """The file's bytes, reading at most one byte past `limit` (a device or a huge file is
+    refused by `parse_yaml`, not read whole into memory).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    with open(path, "rb") as file:
+        return file.read(limit + 1)
+
+
+def parse_yaml(raw: bytes, *, max_bytes: int = MAX_BYTES) -> LocatedDocument:
     """Parse one YAML (or JSON) document.
+
+    Args:
+        raw: the file's bytes, UTF-8 (a byte-order mark is allowed).
+        max_bytes: larger inputs are refused before parsing.
 
     Raises:
         YamlProblem: too large, not UTF-8, empty, several documents, or invalid YAML.
     """
-    if len(raw) > MAX_BYTES:
-        raise YamlProblem(f"file is larger than {MAX_BYTES // 1024} KiB")
+    if len(raw) > max_bytes:
+        raise YamlProblem(f"file is larger than {_size(max_bytes)}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise YamlProblem(f"file is not UTF-8 text (bad byte at offset {exc.start})") from None
-    loader = _StrictLoader(text)
+    loader: _StrictLoader | None = None
     try:
+        loader = _StrictLoader(text)  # its reader refuses control characters right away
         node = loader.get_single_node()
         if node is None:
             raise YamlProblem("file is empty; expected a mapping")
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        reason = exc.problem or exc.context or "invalid YAML"
-        where = _pos(mark) if mark else (None, None)
-        raise YamlProblem(f"invalid YAML: {reason}", *where) from None
+        raise _located(exc) from None
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
+        raise YamlProblem(
+            f"invalid YAML: control character #x{exc.character:04x} is not allowed in YAML text",
+            line,
+            column,
+        ) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(f"invalid YAML: {exc}") from None
     except RecursionError:
         raise YamlProblem("invalid YAML: nesting is too deep") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     marks: dict[Path, tuple[int, int]] = {}
     _walk(node, (), marks)
     return LocatedDocument(data, marks)
+
+
+def _located(exc: yaml.MarkedYAMLError) -> YamlProblem:
+    mark = exc.problem_mark or exc.context_mark
+    where = _pos(mark) if mark else (None, None)
+    if exc.problem == "but found another document":
+        return YamlProblem(
+            "the file holds more than one YAML document (each '---' starts one); "
+            "expected exactly one",
+            *where,
+        )
+    reason = exc.problem or exc.context or "invalid YAML"
+    return YamlProblem(f"invalid YAML: {reason}", *where)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 1024} KiB" if limit >= 1024 else f"{limit} bytes"
