@@ -149,6 +149,8 @@ def problems_of(data: Any) -> list[str]:
         # non-string keys read "Keys should be strings" and quoted the value, not the key
         ({1: "male"}, "1: unknown field; field names are text, like 'edss'"),
         ({(1, 2): "x"}, "'(1, 2)': unknown field; field names are text, like 'edss'"),
+        # a key that is not valid text stopped pydantic with a line that named no field
+        ({"\ud800": 1}, "'\\ud800': unknown field; the name is not valid text"),
         (
             {"patient_id": "\ud800"},
             "patient_id: Input should be a valid string, unable to parse raw data as a unicode "

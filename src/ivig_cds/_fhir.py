@@ -32,13 +32,14 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.procedure import Procedure
 from fhir.resources.R4B.reference import Reference
 from fhir.resources.R4B.resource import Resource
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ivig_cds._errors import InvalidPatientError, IvigCdsError
 from ivig_cds._evaluate import Evaluator, default_evaluator
 from ivig_cds._fhir_codes import CodeTables, default_code_tables
 from ivig_cds._patient import PatientContext, parse_patient
 from ivig_cds._recommendation import Recommendation
+from ivig_cds._yaml import shorten
 
 __all__ = [
     "FhirConflict",
@@ -211,20 +212,73 @@ def _parse(where: str, raw: object, problems: list[str]) -> Resource | None:
     except (KeyError, ValueError, AttributeError, ImportError):
         problems.append(f"{where}: '{_short(kind)}' is not a FHIR R4 resource type")
         return None
+    return _validated(where, model, raw, problems)
+
+
+def _validated(
+    where: str, model: type[BaseModel], raw: Mapping[str, Any], problems: list[str]
+) -> Resource | None:
+    kind = raw["resourceType"]
+    name = _ref_of(kind, raw.get("id"))
+    shape = _shape_problems(raw)
+    if shape:
+        problems.extend(f"{where}: {name}: {problem}" for problem in shape)
+        return None
     try:
         resource = model.model_validate(raw)
     except ValidationError as exc:
-        name = _ref_of(kind, raw.get("id"))
         for err in exc.errors(include_url=False, include_input=False)[:_MAX_PROBLEMS]:
             loc = err["loc"]
             owner = name
             if kind == "Bundle" and len(loc) > 2 and loc[0] == "entry" and loc[2] == "resource":
                 owner = f"{name} entry {loc[1]} ({_entry_ref(raw, loc[1])})"
                 loc = loc[3:]
-            path = ".".join(str(p) for p in loc) or "resource"
+            path = ".".join(_short(str(p)) for p in loc) or "resource"
             problems.append(f"{where}: {owner}: {path}: {_message(err['msg'])}")
         return None
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
+        # fhir.resources raises these, not ValidationError, for some malformed nesting
+        problems.append(f"{where}: {name}: is not FHIR R4 JSON the models can read")
+        return None
     return resource  # type: ignore[return-value]  # every R4B resource model is a Resource
+
+
+def _shape_problems(raw: Mapping[Any, Any]) -> list[str]:
+    """What FHIR JSON forbids and the R4B models crash on or let through instead of reporting:
+    keys that are not text, nested resources of no known type, and `null` inside a list (JSON
+    allows it only in a primitive array that has a `_name` partner holding its extensions)."""
+    problems: list[str] = []
+    stack: list[tuple[object, str]] = [(raw, "")]
+    while stack and len(problems) < _MAX_PROBLEMS:
+        value, path = stack.pop()
+        children: list[tuple[object, str]] = []
+        if isinstance(value, Mapping):
+            for key, child in value.items():
+                if not isinstance(key, str):
+                    problems.append(f"{path or 'resource'}: keys must be text")
+                    continue
+                at = f"{path}.{_short(key)}" if path else _short(key)
+                if key == "resourceType" and path and not _is_resource_type(child):
+                    shown = _short(child) if isinstance(child, str) else _kind(child)
+                    problems.append(f"{at}: '{shown}' is not a FHIR R4 resource type")
+                partner = key[1:] if key.startswith("_") else f"_{key}"
+                if isinstance(child, list | tuple) and partner not in value and None in child:
+                    problems.append(f"{at}.{child.index(None)}: null is not allowed in a list")
+                children.append((child, at))
+        elif isinstance(value, list | tuple):
+            children = [(item, f"{path}.{i}") for i, item in enumerate(value)]
+        stack.extend(reversed(children))
+    return problems
+
+
+def _is_resource_type(kind: object) -> bool:
+    if not isinstance(kind, str) or not kind:
+        return False
+    try:
+        get_fhir_model_class(kind)
+    except (KeyError, ValueError, AttributeError, ImportError):
+        return False
+    return True
 
 
 def _entry_ref(bundle: Mapping[str, Any], index: object) -> str:
@@ -269,7 +323,7 @@ def _kind(value: object) -> str:
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= 60 else text[:60] + "…"
+    return shorten(text)  # at most 60 characters, on one line
 
 
 def _ref_of(kind: str, rid: object) -> str:

@@ -133,18 +133,9 @@ def parse_patient(data: object, *, source: str | None = None) -> PatientContext:
         raise InvalidPatientError(
             [f"expected a mapping of patient fields, got {type(data).__name__}"], source=source
         )
-    # pydantic repr()s a value it tries as an enum member: thousands of levels of nesting would
-    # overflow the stack (RecursionError) instead of failing validation, so such values are
-    # taken out and reported before pydantic sees them.
-    deep = [name for name in _FIELDS if name in data and _too_deep(data[name])]
-    described: list[tuple[tuple[str | int, ...], str]] = [
-        ((name,), f"{name}: nested more than {MAX_DEPTH} levels deep (got a {_kind(data[name])})")
-        for name in deep
-    ]
+    usable, described = _screened(data)
     try:
-        patient = PatientContext.model_validate(
-            {k: v for k, v in data.items() if k not in deep} if deep else data
-        )
+        patient = PatientContext.model_validate(usable)
     except ValidationError as exc:
         described += _describe(exc, data)
     else:
@@ -155,6 +146,42 @@ def parse_patient(data: object, *, source: str | None = None) -> PatientContext:
         source=source,
         locations=[loc for loc, _ in described],
     )
+
+
+def _screened(
+    data: Mapping[Any, Any],
+) -> tuple[Mapping[Any, Any], list[tuple[tuple[str | int, ...], str]]]:
+    """`data` without the entries pydantic cannot report on, and a problem for each of them.
+
+    pydantic repr()s a value it tries as an enum member, so thousands of levels of nesting
+    overflow the stack (RecursionError) instead of failing validation; and a key that is not
+    valid Unicode (a lone surrogate) stops validation with a message that names no field.
+    """
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for name in _FIELDS:
+        if name in data and _too_deep(data[name]):
+            problems.append(
+                (
+                    (name,),
+                    f"{name}: nested more than {MAX_DEPTH} levels deep "
+                    f"(got a {type(data[name]).__name__})",
+                )
+            )
+    for key in data:
+        if isinstance(key, str) and not _is_unicode(key):
+            problems.append(((key,), f"{_quoted(key)}: unknown field; the name is not valid text"))
+    if not problems:
+        return data, problems
+    dropped = {loc[0] for loc, _ in problems}
+    return {k: v for k, v in data.items() if k not in dropped}, problems
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 MAX_DEPTH = 100  # a valid value is at most 2 deep (a list of strings)
@@ -177,10 +204,6 @@ def _too_deep(value: object) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
-
-
-def _kind(value: object) -> str:
-    return type(value).__name__
 
 
 MAX_PROBLEMS = 20  # a file of junk keys would otherwise give one line per key, megabytes of them
@@ -218,7 +241,7 @@ def _describe(
 
 
 def _quoted(name: str) -> str:
-    return repr(shorten(name))
+    return repr(name[:60] + "…") if len(name) > 60 else repr(name)  # repr escapes the rest
 
 
 def _offending_value(data: Mapping[Any, Any], loc: tuple[int | str, ...]) -> str:

@@ -7,6 +7,7 @@ value's path to its line and column so that validation errors can point into the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from os import PathLike
 from typing import Any
@@ -15,6 +16,7 @@ import yaml
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_BYTES = 1 << 20  # no legitimate rule, evidence or patient file comes near this
 
 Path = tuple[str | int, ...]
@@ -64,6 +66,14 @@ class _StrictLoader(yaml.SafeLoader):
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise YamlProblem(_unreadable(node, exc), *_pos(node.start_mark)) from None
 
+    def construct_scalar(self, node: Node) -> Any:
+        # JSON writes a character beyond U+FFFF as an escaped surrogate pair ("\\ud83d\\ude00"),
+        # which PyYAML decodes to two lone surrogates: join them into the character meant.
+        value = super().construct_scalar(node)  # type: ignore[arg-type]
+        if isinstance(value, str) and _SURROGATE.search(value):
+            return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+        return value
+
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         if not isinstance(node, MappingNode):  # e.g. `!!map [1]`: PyYAML says what is wrong
             return super().construct_mapping(node, deep=deep)
@@ -107,9 +117,13 @@ def _short(value: object) -> str:
 
 
 def shorten(text: str, limit: int = 60) -> str:
-    """`text` cut to `limit` characters for an error message: a key or value may be as long as
-    the file that holds it."""
-    return text if len(text) <= limit else text[:limit] + "…"
+    """`text` cut to `limit` characters for an error message (a key or value may be as long as
+    the file that holds it), with control characters escaped so that it stays on one line."""
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _pos(mark: Any) -> tuple[int, int]:
