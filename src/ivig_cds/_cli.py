@@ -441,6 +441,7 @@ def batch(
         int | None,
         typer.Option(
             min=1,
+            metavar="N",
             help="Worker processes; 1 evaluates in this process. Default: the number of cores.",
             show_default=False,
         ),
