@@ -7,7 +7,6 @@ import json
 import multiprocessing
 import os
 import pickle
-import resource
 import shutil
 import signal
 import subprocess
@@ -448,6 +447,11 @@ def cli(*args: str | Path, stdin: bytes | None = None) -> Result:
     return result
 
 
+def lines_in(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for _ in f)
+
+
 def lines_of(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -652,14 +656,14 @@ def test_ctrl_c_stops_workers_and_exits_130_without_traceback(tmp_path: Path) ->
 @pytest.mark.slow
 def test_a_large_run_keeps_every_line_in_constant_memory(tmp_path: Path) -> None:
     """200,000 lines with 2 workers as a process: all accounted for, parent RSS stays small."""
-    source = tmp_path / "in.ndjson"
+    source, bad = tmp_path / "in.ndjson", 0
     with source.open("wb") as f:
-        for block in range(20):
-            data, _ = (
-                mixed_input(10_000)
-                if block % 5 == 0
-                else (ndjson(mixed_patients(10_000, seed=block)), set())
-            )
+        for block in range(20):  # every fifth block mixes in broken lines
+            if block % 5 == 0:
+                data, broken = mixed_input(10_000)
+                bad += len(broken)
+            else:
+                data = ndjson(mixed_patients(10_000, seed=block))
             f.write(data)
     out = tmp_path / "out.ndjson"
     probe = (
@@ -673,8 +677,6 @@ def test_a_large_run_keeps_every_line_in_constant_memory(tmp_path: Path) -> None
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=900
     )
     code, rss_kib = done.stdout.split()
-    results = sum(1 for _ in out.open())
-    errors = sum(1 for _ in (tmp_path / "out.errors.ndjson").open())
-    assert (code, results + errors, errors) == ("1", 200_000, 4 * (10_000 // 7))
-    assert int(rss_kib) < 200_000  # the input is ~40 MB and the results ~80 MB: not held
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+    results, errors = lines_in(out), lines_in(tmp_path / "out.errors.ndjson")
+    assert (code, results + errors, errors) == ("1", 200_000, bad)
+    assert int(rss_kib) < 200_000  # the input is ~50 MB and the results ~80 MB: neither held

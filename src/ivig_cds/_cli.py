@@ -594,12 +594,17 @@ def _batch_progress(
         yield update
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def _print_summary(summary: BatchSummary, out: Path, errors: Path) -> None:
     """Counts on standard output, like `validate`'s summary; tiers in the README's order."""
     from ivig_cds._vocabulary import Tier
 
     typer.echo(
-        f"{summary.lines:,} lines: {summary.results:,} results, {summary.errors:,} errors, "
+        f"{_count(summary.lines, 'line')}: {_count(summary.results, 'result')}, "
+        f"{_count(summary.errors, 'error')}, "
         f"in {summary.elapsed:.1f} s ({summary.rate:,.0f} lines/s)"
     )
     for tier in Tier:
