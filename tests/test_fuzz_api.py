@@ -24,7 +24,7 @@ from tests.fuzz_strategies import FIELDS, HUGE_INT, deeply_nested, junk, mutated
 from tests.strategies import patients
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=120,
     deadline=timedelta(seconds=5),  # generous: the machine is noisy; a hang is far longer
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

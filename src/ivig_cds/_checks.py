@@ -45,9 +45,13 @@ def cross_check(
     evidence: list[tuple[EvidenceEntry, Path, LocatedDocument]],
     *,
     unusable_evidence: AbstractSet[str] = frozenset(),
+    unusable_rules: AbstractSet[str] = frozenset(),
+    cited_by_unusable: AbstractSet[str] | None = frozenset(),
 ) -> list[KnowledgeIssue]:
     """Issues that only the whole collection shows.
 
+    `unusable_rules` are the ids of rule files that failed, and `cited_by_unusable` the evidence
+    they cite (None: unknown, some could not be read); references to them are not errors either.
     `unusable_evidence` names evidence files (by stem) that exist but failed validation; their
     own errors are already reported, so citations of them are not reported again.
     """
@@ -58,8 +62,8 @@ def cross_check(
         *_unique_ids(((e.id, p, d) for e, p, d in evidence), "evidence"),
         *_file_named_after_id(evidence),
         *_citations_resolve(rules, evidence_ids),
-        *_evidence_used(rules, evidence),
-        *_conditions_legal(rules, conclusion_ids),
+        *_evidence_used(rules, evidence, cited_by_unusable),
+        *_conditions_legal(rules, conclusion_ids | unusable_rules),
         *_precedence_unique(rules),
     ]
 
@@ -114,11 +118,14 @@ def _citations_resolve(rules: list[LocatedRule], known: set[str]) -> Iterator[Kn
 
 
 def _evidence_used(
-    rules: list[LocatedRule], evidence: list[tuple[EvidenceEntry, Path, LocatedDocument]]
+    rules: list[LocatedRule],
+    evidence: list[tuple[EvidenceEntry, Path, LocatedDocument]],
+    cited_by_unusable: AbstractSet[str] | None,
 ) -> Iterator[KnowledgeIssue]:
     cited = {e for r in rules for e in r.rule.evidence}
     for entry, path, doc in evidence:
-        if entry.id not in cited and not entry.background:
+        maybe_cited = cited_by_unusable is None or entry.id in cited_by_unusable
+        if entry.id not in cited and not entry.background and not maybe_cited:
             yield _issue(
                 path,
                 doc,

@@ -96,7 +96,18 @@ def load_knowledge_base(
     # An entry that failed validation is still there: citing it is not a second error.
     valid = {p for _, p, _ in evidence}
     unusable = {p.stem for p in evidence_files if p not in valid}
-    issues.extend(cross_check(rules, evidence, unusable_evidence=unusable))
+    # Likewise a rule that failed: citing its id or leaving its evidence uncited is no error.
+    read_rules = {r.path for r in rules}
+    failed_ids, cited_by_failed = _salvage([f for f in rule_files if f not in read_rules])
+    issues.extend(
+        cross_check(
+            rules,
+            evidence,
+            unusable_evidence=unusable,
+            unusable_rules=failed_ids,
+            cited_by_unusable=cited_by_failed,
+        )
+    )
     if issues or manifest is None:
         raise KnowledgeBaseError(issues)
 
@@ -125,6 +136,29 @@ def _read_all(
         if doc is not None and model is not None:
             read.append((model, path, doc))
     return read
+
+
+def _salvage(failed: list[Path]) -> tuple[set[str], set[str] | None]:
+    """The ids of rule files that failed (their `id`, else the file name up to its first '-')
+    and the evidence they cite, or None for the latter when some file is unreadable."""
+    ids: set[str] = set()
+    cited: set[str] | None = set()
+    for path in failed:
+        try:
+            data = parse_yaml(read_limited(path)).data
+        except (OSError, YamlProblem):
+            data = None
+        if not isinstance(data, dict):
+            ids.add(path.stem.split("-", 1)[0])
+            cited = None
+            continue
+        ids.add(data["id"] if isinstance(data.get("id"), str) else path.stem.split("-", 1)[0])
+        evidence = data.get("evidence", [])
+        if cited is not None and isinstance(evidence, list):
+            cited.update(e for e in evidence if isinstance(e, str))
+        else:
+            cited = None
+    return ids, cited
 
 
 def _yaml_files(folder: Path) -> list[Path]:
