@@ -25,7 +25,7 @@ from typer.testing import CliRunner, Result
 
 from ivig_cds._cli import app
 from ivig_cds._fhir import FhirDataError, evaluate_fhir
-from ivig_cds._patient_files import MAX_PATIENT_BYTES
+from ivig_cds._patient_files import MAX_FHIR_BYTES, MAX_PATIENT_BYTES
 from ivig_cds._yaml import YamlProblem, parse_yaml
 from tests.fuzz_strategies import (
     FIELDS,
@@ -311,6 +311,45 @@ def test_endless_file_is_refused_not_read_forever() -> None:
     result = run("evaluate", "--format", "json", "/dev/zero")
     assert_clean(result, "/dev/zero")
     assert result.stderr.endswith("  - file is larger than 64 KiB\n")
+
+
+class _EndlessStdin:
+    """Standard input that never ends, counting what was read from it."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def read(self, size: int = -1) -> bytes:
+        assert size > 0, "standard input must be read with a bound"
+        self.taken += size
+        return b"#" * size
+
+
+def test_endless_standard_input_is_refused_not_read_forever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`evaluate -` reads at most one byte past the largest accepted input, then refuses it."""
+    endless = _EndlessStdin()
+    monkeypatch.setattr("typer.get_binary_stream", lambda name: endless)
+    result = run("evaluate", "--format", "json", "-")
+    assert_clean(result, "<stdin>")
+    assert result.stderr.endswith("  - file is larger than 64 KiB\n")
+    assert endless.taken == MAX_FHIR_BYTES + 1
+
+
+def test_a_fhir_bundle_may_be_larger_than_a_patient_file(workdir: Path) -> None:
+    """Real bundles are big: up to 1 MiB is read (the service's limit), beyond it refused."""
+    padded = (REPO / "tests" / "fixtures" / "fhir" / "rrms-interferon-intolerant.json").read_bytes()
+    padded += b" " * (MAX_PATIENT_BYTES * 2)
+    path = workdir / "big-bundle.json"
+    path.write_bytes(padded)
+    result = run("evaluate", "--fhir", "--format", "json", path)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["tier"] == "second_line"
+    path.write_bytes(padded + b" " * MAX_FHIR_BYTES)
+    result = run("evaluate", "--fhir", "--format", "json", path)
+    assert result.exit_code == 1
+    assert result.stderr.endswith("  - file is larger than 1024 KiB\n")
 
 
 def test_unreadable_file_gives_the_system_reason(workdir: Path) -> None:

@@ -32,6 +32,7 @@ from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._loader import load_knowledge_base
 from ivig_cds._patient import PatientContext
 from ivig_cds._patient_files import (
+    MAX_FHIR_BYTES,
     STDIN,
     PatientFileError,
     PatientPathError,
@@ -304,7 +305,7 @@ def _fhir_runner(evaluator: Evaluator) -> Runner:
         )
 
     def run(source: PatientSource, stdin: Callable[[], bytes]) -> Recommendation:
-        document = read_document(source, stdin)
+        document = read_document(source, stdin, max_bytes=MAX_FHIR_BYTES)
         if not isinstance(document.data, dict):
             raise PatientFileError(
                 source.name, "is not a FHIR Bundle", [Problem("expected a JSON object")]
@@ -324,7 +325,11 @@ def _evaluate_all(
     sources: Sequence[PatientSource],
     run_one: Runner,
 ) -> list[tuple[str, Recommendation | PatientFileError]]:
-    stdin = typer.get_binary_stream("stdin").read
+    stream = typer.get_binary_stream("stdin")
+
+    def stdin() -> bytes:  # one byte past the largest accepted input: enough to refuse it
+        return stream.read(MAX_FHIR_BYTES + 1)
+
     results: list[tuple[str, Recommendation | PatientFileError]] = []
 
     def step(source: PatientSource, report: Callable[[PatientFileError], None]) -> None:

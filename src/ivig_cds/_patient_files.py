@@ -19,6 +19,7 @@ PATIENT_SUFFIXES = (".json", ".yaml", ".yml")
 # A full patient context is under 12 KiB even with 50 long risk factors; the YAML reader is pure
 # Python (a 1 MiB flow list took 13 s), so a bound this low keeps any one file under a second.
 MAX_PATIENT_BYTES = 64 * 1024
+MAX_FHIR_BYTES = 1 << 20  # a FHIR Bundle: as much as the CDS Hooks service accepts
 STDIN = "-"
 STDIN_NAME = "<stdin>"
 
@@ -59,10 +60,10 @@ class PatientSource:
     name: str
     path: Path | None
 
-    def read_bytes(self, stdin: Callable[[], bytes]) -> bytes:
-        """The file's bytes: at most one past `MAX_PATIENT_BYTES` from a file (enough to refuse
-        it), everything from standard input."""
-        return stdin() if self.path is None else read_limited(self.path, MAX_PATIENT_BYTES)
+    def read_bytes(self, stdin: Callable[[], bytes], max_bytes: int = MAX_PATIENT_BYTES) -> bytes:
+        """The file's bytes: at most one past `max_bytes` from a file (enough to refuse it);
+        standard input is read by `stdin`, which the caller bounds."""
+        return stdin() if self.path is None else read_limited(self.path, max_bytes)
 
 
 def discover(paths: Iterable[str]) -> list[PatientSource]:
@@ -110,19 +111,21 @@ def _empty_directory(given: str, path: Path) -> str:
     return message
 
 
-def read_document(source: PatientSource, stdin: Callable[[], bytes]) -> LocatedDocument:
+def read_document(
+    source: PatientSource, stdin: Callable[[], bytes], *, max_bytes: int = MAX_PATIENT_BYTES
+) -> LocatedDocument:
     """Read and parse one patient file as YAML or JSON (JSON is read as YAML).
 
     Raises:
         PatientFileError: the file cannot be read or is not a single YAML/JSON document.
     """
     try:
-        raw = source.read_bytes(stdin)
+        raw = source.read_bytes(stdin, max_bytes)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise PatientFileError(source.name, "cannot be read", [Problem(reason)]) from None
     try:
-        return parse_yaml(raw, max_bytes=MAX_PATIENT_BYTES)
+        return parse_yaml(raw, max_bytes=max_bytes)
     except YamlProblem as exc:
         raise PatientFileError(
             source.name,
