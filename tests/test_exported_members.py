@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import ivig_cds
 
 
@@ -18,9 +20,11 @@ def test_public_names_are_pinned() -> None:
         "Finding", "FirstLineStatus",
         "IntendedUse", "InvalidPatientError", "IvigCdsError", "KnowledgeBase",
         "KnowledgeBaseError", "KnowledgeBaseRef", "KnowledgeGapError", "KnowledgeIssue",
-        "MSPhenotype", "PatientContext", "PregnancyStatus", "Question", "Recommendation", "Sex",
-        "StudyDesign", "Tier", "__version__", "default_evaluator", "evaluate", "evaluate_fhir",
-        "load_knowledge_base", "parse_patient", "patient_from_fhir",
+        "MSPhenotype", "PatientContext", "PregnancyStatus", "Question", "Recommendation",
+        "RecordEvaluator",
+        "Sex", "StudyDesign", "Tier", "__version__", "default_evaluator", "evaluate",
+        "evaluate_fhir", "evaluate_records", "load_knowledge_base", "parse_patient",
+        "patient_from_fhir",
     ]  # fmt: skip
     for name in ivig_cds.__all__:
         assert hasattr(ivig_cds, name), name
@@ -38,11 +42,15 @@ def test_only_the_engine_module_imports_durable() -> None:
     assert importers == ["_engine.py"]
 
 
-def test_fhir_adapter_is_loaded_only_on_use() -> None:
-    """Importing ivig_cds does not import fhir.resources; touching evaluate_fhir does."""
+@pytest.mark.parametrize(
+    ("name", "module"),
+    [("evaluate_fhir", "fhir.resources"), ("RecordEvaluator", "concurrent.futures")],
+)
+def test_heavy_parts_are_loaded_only_on_use(name: str, module: str) -> None:
+    """Importing ivig_cds loads neither the FHIR adapter nor batch; touching their names does."""
     code = (
-        "import sys, ivig_cds; before = 'fhir.resources' in sys.modules;"
-        "ivig_cds.evaluate_fhir; print(before, 'fhir.resources' in sys.modules)"
+        f"import sys, ivig_cds; before = {module!r} in sys.modules;"
+        f"ivig_cds.{name}; print(before, {module!r} in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from ivig_cds._errors import (
@@ -44,19 +45,27 @@ from ivig_cds._vocabulary import (
 )
 
 if TYPE_CHECKING:
+    from ivig_cds._batch import RecordEvaluator, evaluate_records
     from ivig_cds._fhir import FhirDataError, FhirMapping, evaluate_fhir, patient_from_fhir
 
 __version__ = "0.1.0"
 
-# The FHIR adapter loads fhir.resources (slow to import); it is loaded on first use only.
-_LAZY = {"FhirDataError", "FhirMapping", "evaluate_fhir", "patient_from_fhir"}
+# The FHIR adapter loads fhir.resources (slow to import) and batch loads process pools: each is
+# imported on first use only.
+_LAZY = {
+    "FhirDataError": "_fhir",
+    "FhirMapping": "_fhir",
+    "evaluate_fhir": "_fhir",
+    "patient_from_fhir": "_fhir",
+    "RecordEvaluator": "_batch",
+    "evaluate_records": "_batch",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from ivig_cds import _fhir  # noqa: PLC0415 (deliberately lazy, see above)
-
-        return getattr(_fhir, name)
+        module = importlib.import_module(f"ivig_cds.{_LAZY[name]}")
+        return getattr(module, name)
     raise AttributeError(f"module 'ivig_cds' has no attribute {name!r}")
 
 
@@ -88,6 +97,7 @@ __all__ = [
     "PregnancyStatus",
     "Question",
     "Recommendation",
+    "RecordEvaluator",
     "Sex",
     "StudyDesign",
     "Tier",
@@ -95,6 +105,7 @@ __all__ = [
     "default_evaluator",
     "evaluate",
     "evaluate_fhir",
+    "evaluate_records",
     "load_knowledge_base",
     "parse_patient",
     "patient_from_fhir",
