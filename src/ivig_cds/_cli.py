@@ -1,7 +1,8 @@
 """The `ivig-cds` command line: evaluate patient files, inspect and audit the knowledge base.
 
 Exit codes: 0 everything worked; 1 some patient file or the knowledge base is invalid; 2 the
-command line itself is wrong (click's usage errors). Errors go to standard error as sentences
+command line itself is wrong (click's usage errors); `batch` adds 3 (stopped early, outputs
+incomplete) and 130 (interrupted). Errors go to standard error as sentences
 naming the file, never as tracebacks. The FHIR adapter and the web service are imported only
 inside the options that use them, so `--version`, `--help` and `evaluate` never load them.
 """
