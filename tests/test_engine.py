@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ivig_cds import EngineError, Evaluator, KnowledgeBase, evaluate
+from ivig_cds import EngineError, Evaluator, KnowledgeBase, _engine, evaluate
 from ivig_cds._compiler import compile_rules
 from ivig_cds._engine import DurableMatcher
 
@@ -111,6 +111,21 @@ def test_engine_errors_carry_no_fact() -> None:
     assert str(caught.value).startswith("durable_rules failed while matching")
     # The wall holds: the next call on the same matcher still works.
     assert matcher.match({"k": "v", "x": 1}) == {"r"}
+
+
+def test_a_failure_code_durable_returns_is_an_engine_error(
+    kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code 2 ("seen before") would mean a stale fact: refuse to answer and reset the session."""
+    compiled = compile_rules(kb.conclusions)
+    matcher = DurableMatcher(compiled.definition)
+    fact = compiled.encode({"ms_phenotype": "PPMS", "question": "disease_modifying"})
+    real = _engine._dre.assert_fact
+    monkeypatch.setattr(_engine._dre, "assert_fact", lambda handle, message: (2, 0))
+    with pytest.raises(EngineError, match=r"failed while matching \(durable_rules error code 2\)"):
+        matcher.match(fact)
+    monkeypatch.setattr(_engine._dre, "assert_fact", real)
+    assert matcher.match(fact) == {"C06"}
 
 
 def test_rejected_ruleset_is_an_engine_error() -> None:
