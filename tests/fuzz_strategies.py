@@ -190,3 +190,15 @@ def mutated_bytes(draw: st.DrawFn, original: bytes) -> bytes:
         elif at < len(data):
             del data[at : at + draw(st.integers(1, 8))]
     return bytes(data)
+
+
+def value_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into a parsed JSON/YAML document, the root `()` first, for mutating one value."""
+    found = [path]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += value_paths(child, (*path, key))
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            found += value_paths(child, (*path, i))
+    return found

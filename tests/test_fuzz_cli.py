@@ -32,6 +32,7 @@ from tests.fuzz_strategies import (
     json_junk,
     junk,
     mutated_bytes,
+    value_paths,
     yaml_texts,
 )
 from tests.strategies import patients
@@ -144,18 +145,7 @@ def test_standard_input_with_junk(data: Any) -> None:
     assert_clean(run("evaluate", "--format", "json", "-", stdin=raw), "<stdin>")
 
 
-def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [path]
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += _paths(child, (*path, key))
-    elif isinstance(value, list):
-        for i, child in enumerate(value):
-            found += _paths(child, (*path, i))
-    return found
-
-
-PREFETCH_PATHS = _paths(PREFETCH)[1:]
+PREFETCH_PATHS = value_paths(PREFETCH)[1:]
 
 
 def replaced(document: Any, path: tuple[Any, ...], value: Any) -> Any:

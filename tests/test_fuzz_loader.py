@@ -25,12 +25,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from ivig_cds import Evaluator, KnowledgeBaseError, KnowledgeGapError, load_knowledge_base
 from ivig_cds._cli import app
 from ivig_cds._yaml import MAX_BYTES
-from tests.fuzz_strategies import json_junk, mutated_bytes, yaml_texts
+from tests.fuzz_strategies import json_junk, mutated_bytes, value_paths, yaml_texts
 
 REPO = Path(__file__).resolve().parents[1]
 FILES = sorted(
@@ -47,18 +47,7 @@ FUZZ = settings(
 SLOW = settings(FUZZ, max_examples=2_000)
 
 
-def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [path]
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += _paths(child, (*path, key))
-    elif isinstance(value, list):
-        for i, child in enumerate(value):
-            found += _paths(child, (*path, i))
-    return found
-
-
-VALUE_PATHS = [(f, p) for f in FILES for p in _paths(DOCUMENTS[f])[1:]]
+VALUE_PATHS = [(f, p) for f in FILES for p in value_paths(DOCUMENTS[f])[1:]]
 
 
 @pytest.fixture(scope="module")
@@ -295,20 +284,16 @@ def test_evidence_entry_with_junk_types_lists_every_field(kb_copy: Path) -> None
     ]
 
 
+def validate(kb_copy: Path) -> Result:
+    args = ["validate", "--rules", str(kb_copy / "rules"), "--evidence", str(kb_copy / "evidence")]
+    return CliRunner().invoke(app, args)
+
+
 def test_validate_command_lists_issues_and_exits_1(kb_copy: Path) -> None:
     """`ivig-cds validate` on a broken copy: exit 1, the issue as path:line:column, and no
     knock-on errors (C05's evidence 'cited by no rule', K7's 'C05 is not a conclusion id')."""
     with replaced(kb_copy, C05, c05_with("reviewed: ", "reviewed: 2024-13-01 #")):
-        result = CliRunner().invoke(
-            app,
-            [
-                "validate",
-                "--rules",
-                str(kb_copy / "rules"),
-                "--evidence",
-                str(kb_copy / "evidence"),
-            ],
-        )
+        result = validate(kb_copy)
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert result.exit_code == 1
     assert "Traceback" not in result.output
@@ -328,16 +313,7 @@ def test_validate_command_never_shows_a_traceback(
 ) -> None:
     """`ivig-cds validate` with one file of random bytes exits 1 naming that file."""
     with replaced(kb_copy, relative, raw) as target:
-        result = CliRunner().invoke(
-            app,
-            [
-                "validate",
-                "--rules",
-                str(kb_copy / "rules"),
-                "--evidence",
-                str(kb_copy / "evidence"),
-            ],
-        )
+        result = validate(kb_copy)
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
     assert result.exit_code == 1
