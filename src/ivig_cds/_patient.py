@@ -71,6 +71,11 @@ class PatientContext(BaseModel):
         max_length=50,
         description="Risk factors for thromboembolism, free text; [] means none known.",
     )
+    other_dmt_in_use: StrictBool | None = Field(
+        default=None,
+        description="A disease-modifying therapy other than interferon-beta and glatiramer "
+        "acetate (a later agent) is in use now.",
+    )
     edss: Annotated[float, Field(strict=True, ge=0, le=10, allow_inf_nan=False)] | None = Field(
         default=None, description="Expanded Disability Status Scale, 0 to 10 in steps of 0.5."
     )
