@@ -72,7 +72,7 @@ def test_evaluate_one_file_prints_one_json_document_when_piped() -> None:
     rec = json.loads(result.stdout)
     assert (rec["tier"], rec["primary_rule"]) == ("second_line", "C02a")
     assert rec["patient_id"] == "example-c02a-rrms-interferon-intolerant"
-    assert {c["rule_id"] for c in rec["cautions"]} == {"K2", "K3", "K4", "K5", "K6"}
+    assert {c["rule_id"] for c in rec["cautions"]} == {"K2", "K3", "K4", "K5", "K6", "K8"}
     assert result.stderr == ""
 
 
@@ -82,7 +82,7 @@ def test_evaluate_text_is_plain_unwrapped_and_complete() -> None:
     assert result.exit_code == 0
     out = result.stdout
     assert "\x1b[" not in out
-    assert out.startswith("SECOND-LINE OPTION (second_line)  RRMS, first-line therapy not usable")
+    assert out.startswith("SECOND-LINE OPTION (second_line)  RRMS, neither interferon-beta")
     assert "Question: disease_modifying: long-term disease-modifying treatment" in out
     assert "(inferred: the input did not state an intended use)" in out
     assert "Certainty: low: " in out
@@ -239,10 +239,10 @@ def test_evaluate_with_another_knowledge_base(kb_copy: tuple[Path, Path]) -> Non
     """--rules/--evidence evaluate against an edited copy, whose version the result cites."""
     rules, evidence = kb_copy
     manifest = rules / "knowledge-base.yaml"
-    manifest.write_text(manifest.read_text().replace("version: 1.0.0", "version: 1.1.0"))
+    manifest.write_text(manifest.read_text().replace("version: 2.0.0", "version: 2.1.0"))
     result = run("evaluate", "--rules", rules, "--evidence", evidence, SPMS)
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["knowledge_base"]["version"] == "1.1.0"
+    assert json.loads(result.stdout)["knowledge_base"]["version"] == "2.1.0"
 
 
 def test_evaluate_with_an_invalid_knowledge_base_lists_every_issue(
@@ -255,7 +255,7 @@ def test_evaluate_with_an_invalid_knowledge_base_lists_every_issue(
     assert result.exit_code == 1
     assert result.stdout == ""
     assert "the knowledge base is invalid (2 errors)" in result.stderr
-    assert "C06-ppms.yaml:19:12: evidence.0: cites 'pmid-99999999'" in result.stderr
+    assert "C06-ppms.yaml:22:12: evidence.0: cites 'pmid-99999999'" in result.stderr
     assert "C09-fixed-deficits.yaml:9:3: when.ms_phenotype: 'PPSM'" in result.stderr
     assert len(ISSUE.findall(result.stderr.replace("  ", ""))) == 2
 
@@ -318,10 +318,10 @@ def test_rules_show_prints_conditions_tier_certainty_and_citations() -> None:
     result = run("rules", "show", "C02a")
     assert result.exit_code == 0
     out = result.stdout
-    assert out.startswith("C02a  RRMS, first-line therapy not tolerated")
+    assert out.startswith("C02a  RRMS, first-line therapy as a whole not tolerated")
     assert "  ms_phenotype = RRMS\n" in out
     assert "  first_line_dmt is one of not_tolerated, contraindicated, declined\n" in out
-    assert "Tier: second_line: IVIG may be considered now" in out
+    assert "Tier: second_line: IVIG may be considered:" in out
     assert "Certainty: low: " in out
     assert "  - pmid-12453069: Sorensen PS, Fazekas F, Lee M." in out
     assert "C02a-rrms-first-line-unusable.yaml" in out
@@ -332,9 +332,11 @@ def test_rules_show_accepts_any_case_and_shows_a_caution() -> None:
     """`rules show k1` finds K1 and shows its condition and text instead of a tier."""
     result = run("rules", "show", "k1")
     assert result.exit_code == 0
-    assert result.stdout.startswith("K1  Thromboembolic risk\ncaution, version 1")
-    assert "  thromboembolic_risk_factors is not empty\n" in result.stdout
-    assert "Text:\n  This patient has risk factors" in result.stdout
+    assert result.stdout.startswith("K1  Thromboembolic risk\ncaution, version 2")
+    assert "And one of these:\n  - thromboembolic_risk_factors is not empty\n" in result.stdout
+    assert "  - pregnancy_status = postpartum and weeks_postpartum is at most 12\n" in result.stdout
+    assert "Text:\n  This patient has a risk factor" in result.stdout
+    assert "Clinical judgement, beyond the sources: Pregnancy and the puerperium" in result.stdout
     assert "Tier:" not in result.stdout
 
 
@@ -423,7 +425,7 @@ def test_validate_lists_every_issue_at_path_line_column(broken_kb: tuple[Path, P
     issues = [line.strip() for line in result.stderr.splitlines()[1:]]
     assert len(issues) == 2
     assert all(ISSUE.match(issue) for issue in issues)
-    assert issues[0].startswith(f"{rules}/conclusions/C06-ppms.yaml:19:12: evidence.0: ")
+    assert issues[0].startswith(f"{rules}/conclusions/C06-ppms.yaml:22:12: evidence.0: ")
     assert "`ivig-cds validate`" not in result.stderr
 
 

@@ -82,7 +82,7 @@ def test_finding_lists_the_facts_that_fired_it() -> None:
     primary = result.findings[0]
     assert (primary.rule_id, primary.role) == ("C07", "primary")
     assert [(f.field, f.value) for f in primary.facts] == [
-        ("question", "acute_relapse"),
+        ("relapse_ongoing", True),
         ("ms_phenotype", "RRMS"),
         ("on_iv_methylprednisolone", True),
     ]
@@ -155,7 +155,7 @@ def test_gap_in_rules_is_an_error_not_an_answer(kb: KnowledgeBase) -> None:
             evidence_dir=kb.evidence_dir,
         )
     )
-    with pytest.raises(KnowledgeGapError, match=r"no rule of knowledge base 1\.0\.0 settles"):
+    with pytest.raises(KnowledgeGapError, match=r"no rule of knowledge base 2\.0\.0 settles"):
         trimmed.evaluate({"ms_phenotype": "SPMS", "patient_id": "secret-id"})
     # A fact that fired nothing leaves nothing behind that could disturb the next evaluation.
     assert trimmed.evaluate({"ms_phenotype": "PPMS"}).primary_rule == "C06"

@@ -74,7 +74,7 @@ def test_evaluate_fhir_gives_second_line_citing_the_meta_analysis(evaluator: Eva
     [
         ("rrms-on-glatiramer", Tier.NOT_FIRST_LINE, "C01"),
         ("spms", Tier.NOT_RECOMMENDED, "C05"),
-        ("rrms-postpartum-breastfeeding", Tier.SECOND_LINE, "C10"),
+        ("rrms-postpartum-breastfeeding", Tier.SECOND_LINE, "C10a"),
         ("rrms-relapse-on-iv-steroids", Tier.NOT_RECOMMENDED, "C07"),
         ("cis-like-unspecified-ms-allergy", Tier.INDETERMINATE, "C13a"),
     ],
@@ -161,7 +161,8 @@ def test_icd11_isolated_demyelinating_syndrome_maps_to_cis(evaluator: Evaluator)
     assert mapping.patient.ms_phenotype == "CIS"
     result = evaluator.evaluate(mapping.patient)
     assert result.primary_rule == "C13b"
-    assert result.missing_data == ("first_line_dmt", "pregnancy_status")
+    # The record's patient is a woman of 60: pregnancy status is not asked (not_asked, v2).
+    assert result.missing_data == ("first_line_dmt",)
 
 
 def test_unspecified_ms_marks_ms_on_record_without_a_phenotype() -> None:

@@ -26,7 +26,10 @@ summary: A test summary.
 rationale: A test rationale.
 certainty: {level: low, reason: A test.}
 evidence: [pmid-12453069]
-provenance: {spec: test, seeds: [002_5688a4feca6d758d.txt], reviewed: 2026-11-22}
+provenance:
+  spec: test
+  passages: [{seed: 002_5688a4feca6d758d.txt, quote: "meta-analysis"}]
+  reviewed: 2026-11-22
 """
 
 
@@ -53,8 +56,8 @@ def _with_rule(tmp_path: Path, text: str) -> list[str]:
 def test_shipped_knowledge_base_loads(kb: object) -> None:
     """The repository's own rules and evidence validate (dogfood)."""
     loaded = load_knowledge_base(REPO / "rules", REPO / "evidence")
-    assert len(loaded.conclusions) == 16
-    assert len(loaded.cautions) == 7
+    assert len(loaded.conclusions) == 19
+    assert len(loaded.cautions) == 10
     assert len(loaded.evidence) == 16
     assert loaded.content_hash.startswith("sha256:")
 
@@ -72,7 +75,7 @@ def test_content_hash_changes_with_content(tmp_path: Path) -> None:
     rules, evidence = _copy_kb(tmp_path)
     before = load_knowledge_base(rules, evidence).content_hash
     path = rules / "conclusions" / "C05-spms.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace("version: 1", "version: 2"))
+    path.write_text(path.read_text(encoding="utf-8").replace("version: 2", "version: 3"))
     assert load_knowledge_base(rules, evidence).content_hash != before
 
 
@@ -139,7 +142,72 @@ def test_condition_with_two_operators_fails(tmp_path: Path) -> None:
     errors = _with_rule(tmp_path, text)
     assert errors == [
         "rules/conclusions/C99-test.yaml:8:3: when.ms_phenotype: a condition takes exactly one "
-        "of: a value, 'in: [..]', 'unknown: true', 'not_empty: true'"
+        "of: a value, 'in: [..]', 'unknown: true', 'not_empty: true', or a bound "
+        "('at_least: n', 'at_most: n', or both)"
+    ]
+
+
+def test_a_bound_on_a_field_that_is_not_a_number_fails(tmp_path: Path) -> None:
+    """`at_most` compares numbers; on a text field it would never mean anything."""
+    errors = _with_rule(
+        tmp_path, C99.replace("  ms_phenotype: RRMS", "  ms_phenotype: {at_most: 3}")
+    )
+    assert errors == [
+        "rules/conclusions/C99-test.yaml:8:3: when.ms_phenotype: 'at_least'/'at_most' apply to "
+        "number fields only (age_years, edss, weeks_postpartum)"
+    ]
+
+
+def test_a_bound_outside_the_fields_range_and_crossed_bounds_fail(tmp_path: Path) -> None:
+    """A bound the field can never take is an error, and so is at_least above at_most."""
+    text = C99.replace(
+        "  ms_phenotype: RRMS", "  ms_phenotype: RRMS\n  weeks_postpartum: {at_most: 500}"
+    )
+    errors = _with_rule(tmp_path, text)
+    assert errors == [
+        "rules/conclusions/C99-test.yaml:9:3: when.weeks_postpartum: 500 is not a legal value: "
+        "Input should be less than or equal to 104"
+    ]
+    text = C99.replace("  ms_phenotype: RRMS", "  weeks_postpartum: {at_least: 13, at_most: 12}")
+    assert _with_rule(tmp_path / "crossed", text) == [
+        "rules/conclusions/C99-test.yaml:8:3: when.weeks_postpartum: 'at_least: 13' is above "
+        "'at_most: 12'; no value can satisfy both"
+    ]
+
+
+def test_a_judged_tier_must_grade_its_certainty(tmp_path: Path) -> None:
+    """`not_graded` is for conclusions that make no claim (C12, C13), not for a tier."""
+    text = C99.replace("{level: low, reason: A test.}", "{level: not_graded, reason: A test.}")
+    errors = _with_rule(tmp_path, text)
+    assert errors == [
+        "rules/conclusions/C99-test.yaml:1:1: file: a 'second_line' conclusion weighs evidence "
+        "and must grade its certainty (high, moderate, low or very_low)"
+    ]
+
+
+def test_any_of_conditions_are_checked_at_their_own_line(tmp_path: Path) -> None:
+    """A caution's alternative situations are validated like its `when`."""
+    rules, evidence = _copy_kb(tmp_path)
+    path = rules / "cautions" / "K1-thromboembolism.yaml"
+    text = path.read_text(encoding="utf-8").replace(
+        "  - pregnancy_status: pregnant", "  - pregnancy: pregnant"
+    )
+    path.write_text(text, encoding="utf-8")
+    assert _errors(rules, evidence) == [
+        "rules/cautions/K1-thromboembolism.yaml:8:5: any_of.1.pregnancy: 'pregnancy' is not a "
+        "patient-context field; did you mean 'pregnancy_status'?"
+    ]
+
+
+def test_not_asked_must_name_a_patient_field(tmp_path: Path) -> None:
+    rules, evidence = _copy_kb(tmp_path)
+    path = rules / "knowledge-base.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("field: pregnancy_status", "field: pregnant")
+    )
+    assert _errors(rules, evidence) == [
+        "rules/knowledge-base.yaml:9:5: not_asked.0.field: 'pregnant' is not a patient-context "
+        "field; did you mean 'pregnancy_status'?"
     ]
 
 
@@ -172,7 +240,7 @@ def test_clashing_precedence_is_reported(tmp_path: Path) -> None:
 def test_duplicate_yaml_key_is_rejected(tmp_path: Path) -> None:
     """A key written twice is an error, not a silent override."""
     errors = _with_rule(tmp_path, C99 + "tier: not_recommended\n")
-    assert errors == ["rules/conclusions/C99-test.yaml:15:1: duplicate key 'tier'"]
+    assert errors == ["rules/conclusions/C99-test.yaml:18:1: duplicate key 'tier'"]
 
 
 def test_yaml_alias_is_rejected(tmp_path: Path) -> None:

@@ -159,7 +159,7 @@ def test_conflicting_phenotypes_give_indeterminate_card_naming_resources(
 def test_postpartum_patient_uses_the_pinned_date(client: httpx.Client) -> None:
     """Postpartum and breastfeeding from FHIR make IVIG a second-line option (C10)."""
     (card,) = cards_of(client.post(PV, json=request_file("patient-view-postpartum")))
-    assert card["extension"][EXTENSION_KEY]["primaryRule"] == "C10"
+    assert card["extension"][EXTENSION_KEY]["primaryRule"] == "C10a"
 
 
 @pytest.mark.parametrize(

@@ -46,13 +46,48 @@ def test_registry_holds_the_sixteen_works_of_the_spec(kb: KnowledgeBase) -> None
 
 
 @pytest.mark.parametrize("kind", ["conclusions", "cautions"])
-def test_every_number_in_a_rule_appears_in_its_evidence(kb: KnowledgeBase, kind: str) -> None:
-    """Figures written in rationales, summaries and caution texts come from the cited works."""
+def test_every_number_in_a_rule_appears_in_its_sources(kb: KnowledgeBase, kind: str) -> None:
+    """Figures in rationales, summaries and caution texts come from the cited works or quoted
+    passages, or are declared clinical judgement (the 12- and 52-week postpartum bounds)."""
     for rule in getattr(kb, kind):
         prose = " ".join(getattr(rule, f, "") for f in ("summary", "rationale", "text"))
         sourced = {n for e in rule.evidence for n in NUMBER.findall(_text(kb.evidence[e]))}
+        p = rule.provenance
+        for text in (*(q.quote for q in p.passages), p.clinical_judgement or ""):
+            sourced |= set(NUMBER.findall(text))
         unsourced = set(NUMBER.findall(prose)) - sourced
-        assert not unsourced, f"{rule.id} writes {sorted(unsourced)} that its evidence lacks"
+        assert not unsourced, f"{rule.id} writes {sorted(unsourced)} that its sources lack"
+
+
+def test_a_rule_without_evidence_rests_on_passages_or_declared_judgement(kb: KnowledgeBase) -> None:
+    """The audit accepts one kind of unsourced statement: clinical judgement, marked as such.
+
+    A caution that cites no work (K8-K10) must either be clinical judgement with its reason, or
+    say only what its quoted passages show (K8: the dates of the sources).
+    """
+    unsourced = {r.id for r in kb.cautions if not r.evidence}
+    assert unsourced == {"K8", "K9", "K10"}
+    judged = {r.id for r in (*kb.conclusions, *kb.cautions) if r.provenance.clinical_judgement}
+    assert judged == {"C03b", "C10a", "C10b", "C10c", "K1", "K2", "K9", "K10"}
+    assert {e.field for e in kb.manifest.not_asked if e.clinical_judgement} == {"pregnancy_status"}
+
+
+def test_clinical_judgement_is_worded_as_such_where_it_is_shown(kb: KnowledgeBase) -> None:
+    """Every rule whose provenance declares judgement says so in the text a clinician reads."""
+    for rule in (*kb.conclusions, *kb.cautions):
+        if rule.provenance.clinical_judgement is None:
+            continue
+        shown = getattr(rule, "rationale", None) or getattr(rule, "text", "")
+        assert "not from the sources" in shown, rule.id
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="shared/seeds is not beside this checkout")
+def test_every_provenance_passage_is_quoted_verbatim_from_its_seed(kb: KnowledgeBase) -> None:
+    """Each passage a rule names is found, word for word, in the seed file it names."""
+    for rule in (*kb.conclusions, *kb.cautions):
+        for passage in rule.provenance.passages:
+            seed = " ".join((SEEDS / passage.seed).read_text(encoding="utf-8").split())
+            assert " ".join(passage.quote.split()) in seed, (rule.id, passage.quote)
 
 
 @pytest.mark.skipif(not SEEDS.is_dir(), reason="shared/seeds is not beside this checkout")
@@ -91,7 +126,7 @@ def _words(text: str) -> list[str]:
 
 
 def test_rule_provenance_names_real_seeds(kb: KnowledgeBase) -> None:
-    """Provenance lists only seed files that evidence entries also come from."""
+    """Provenance quotes only seed files that evidence entries also come from."""
     seeds = {e.source.seed for e in kb.evidence.values()}
     for rule in (*kb.conclusions, *kb.cautions):
         assert set(rule.provenance.seeds) <= seeds, rule.id

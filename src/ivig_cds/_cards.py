@@ -113,6 +113,7 @@ def card_for(
                 ],
                 "cautions": [c.rule_id for c in rec.cautions],
                 "missingData": list(rec.missing_data),
+                "unusedFacts": list(rec.unused_facts),
                 "conflicts": len(conflicts),
                 "knowledgeBase": rec.knowledge_base.model_dump(mode="json"),
                 **({"order": order} if order else {}),
@@ -159,6 +160,9 @@ def _detail(rec: Recommendation, conflicts: Sequence[str]) -> str:
     if rec.missing_data:
         wanted = ", ".join(m.replace("_", " ") for m in rec.missing_data)
         lines += [f"**Missing data that would decide or could change this:** {wanted}", ""]
+    if rec.unused_facts:
+        unused = ", ".join(m.replace("_", " ") for m in rec.unused_facts)
+        lines += [f"_Not used by this knowledge base: {unused}._", ""]
     if conflicts:
         lines += ["**Conflicting data in the record (left unknown):**"]
         lines += [f"- {c}" for c in conflicts]
@@ -192,6 +196,6 @@ def _cite(c: Citation) -> str:
     )
     journal = f" *{c.journal}*" if c.journal else ""
     year = f" {c.year}." if c.year else ""
-    pmid = f" PMID [{c.pmid}]({c.url})" if c.pmid and c.url else " (no PMID)"
+    pmid = f" PMID [{c.pmid}]({c.url})" if c.pmid and c.url else f" ({c.reference})"
     title = c.title if c.title.endswith((".", "?", "!")) else f"{c.title}."
     return f"{authors}{title}{journal}{year}{pmid}"

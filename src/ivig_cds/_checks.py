@@ -7,24 +7,25 @@ fields the patient context does not have, two conclusions claiming the same prec
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import StrictBool, TypeAdapter, ValidationError
 
 from ivig_cds._errors import KnowledgeIssue
 from ivig_cds._evidence import EvidenceEntry
 from ivig_cds._hints import did_you_mean
 from ivig_cds._patient import PatientContext, short_repr
-from ivig_cds._rules import CautionRule, ConclusionRule, Operator
+from ivig_cds._rules import CautionRule, ConclusionRule, ConditionSpec, Manifest, Operator
 from ivig_cds._vocabulary import IntendedUse, Tier
 from ivig_cds._yaml import LocatedDocument, shorten
 
-# Facts the engine derives before matching, beside the patient's own fields.
-CONCLUSION_DERIVED: dict[str, Any] = {"question": IntendedUse}
+# Facts the engine derives before matching, beside the patient's own fields. `relapse_ongoing`:
+# acute_relapse is true, or the relapse question is asked with acute_relapse unknown.
+CONCLUSION_DERIVED: dict[str, Any] = {"question": IntendedUse, "relapse_ongoing": StrictBool}
 CAUTION_DERIVED: dict[str, Any] = {**CONCLUSION_DERIVED, "tier": Tier, "primary_rule": str}
 LIST_FIELDS = frozenset(
     name
@@ -143,66 +144,73 @@ def _evidence_used(
             )
 
 
+def _numeric(annotation: Any) -> bool:
+    try:
+        TypeAdapter(annotation).validate_python(1)
+    except ValidationError:
+        return False
+    return True
+
+
+NUMERIC_FIELDS = frozenset(
+    name for name, f in PatientContext.model_fields.items() if _numeric(f.annotation)
+)
+
+
 def _conditions_legal(
     rules: list[LocatedRule], conclusion_ids: set[str]
 ) -> Iterator[KnowledgeIssue]:
-    patient_fields = PatientContext.model_fields
     for r in rules:
         derived = CONCLUSION_DERIVED if isinstance(r.rule, ConclusionRule) else CAUTION_DERIVED
-        allowed = [*patient_fields, *derived]
-        for name, cond in r.rule.when.items():
-            loc = ("when", name)
-            where = f"when.{shorten(name)}"
-            op = cond.operator
-            if name not in allowed:
-                yield _issue(
-                    r.path,
-                    r.doc,
-                    loc,
-                    f"{where}: '{shorten(name)}' is not a patient-context field"
-                    + did_you_mean(name, allowed),
+        for loc, name, cond in r.rule.conditions:
+            for problem in condition_problems(name, cond, derived, conclusion_ids):
+                yield _issue(r.path, r.doc, loc, f"{'.'.join(map(str, loc[:-1]))}.{problem}")
+
+
+def condition_problems(
+    name: str,
+    cond: ConditionSpec,
+    derived: Mapping[str, Any],
+    conclusion_ids: AbstractSet[str] = frozenset(),
+) -> Iterator[str]:
+    """What is wrong with one condition on `name`, each line starting with the field's name."""
+    patient_fields = PatientContext.model_fields
+    allowed = [*patient_fields, *derived]
+    where = shorten(name)
+    op = cond.operator
+    if name not in allowed:
+        yield (f"{where}: '{where}' is not a patient-context field" + did_you_mean(name, allowed))
+        return
+    if op is Operator.UNKNOWN and name in derived:
+        yield f"{where}: '{name}' is always known; 'unknown: true' can never hold"
+    if (op is Operator.NOT_EMPTY) != (name in LIST_FIELDS):
+        yield (
+            f"{where}: 'not_empty' applies to list fields only ({', '.join(sorted(LIST_FIELDS))})"
+        )
+        return
+    if (op is Operator.RANGE) and name not in NUMERIC_FIELDS:
+        yield (
+            f"{where}: 'at_least'/'at_most' apply to number fields "
+            f"only ({', '.join(sorted(NUMERIC_FIELDS))})"
+        )
+        return
+    if name == "primary_rule":
+        for value in cond.values:
+            if value not in conclusion_ids:
+                yield (
+                    f"{where}: '{value}' is not a conclusion "
+                    f"id{did_you_mean(str(value), conclusion_ids)}"
                 )
-                continue
-            if op is Operator.UNKNOWN and name in derived:
-                yield _issue(
-                    r.path,
-                    r.doc,
-                    loc,
-                    f"{where}: '{name}' is always known; 'unknown: true' can never hold",
-                )
-            if (op is Operator.NOT_EMPTY) != (name in LIST_FIELDS):
-                yield _issue(
-                    r.path,
-                    r.doc,
-                    loc,
-                    f"{where}: 'not_empty' applies to list fields "
-                    f"only ({', '.join(sorted(LIST_FIELDS))})",
-                )
-                continue
-            if name == "primary_rule":
-                for value in cond.values:
-                    if value not in conclusion_ids:
-                        yield _issue(
-                            r.path,
-                            r.doc,
-                            loc,
-                            f"{where}: '{value}' is not a conclusion "
-                            f"id{did_you_mean(str(value), conclusion_ids)}",
-                        )
-                continue
-            annotation: Any = derived.get(name) or patient_fields[name].annotation
-            adapter: TypeAdapter[Any] = TypeAdapter(annotation)
-            for value in cond.values:
-                try:
-                    adapter.validate_python(value)
-                except ValidationError as exc:
-                    reason = exc.errors(include_url=False)[0]["msg"]
-                    yield _issue(
-                        r.path,
-                        r.doc,
-                        loc,
-                        f"{where}: {short_repr(value)} is not a legal value: {reason}",
-                    )
+        return
+    annotation: Any = derived.get(name) or patient_fields[name].annotation
+    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+    bounds: list[object] = [b for b in (cond.at_least, cond.at_most) if b is not None]
+    for candidate in bounds or list(cond.values):
+        try:
+            adapter.validate_python(candidate)
+        except ValidationError as exc:
+            reason = exc.errors(include_url=False)[0]["msg"]
+            yield f"{where}: {short_repr(candidate)} is not a legal value: {reason}"
 
 
 def _precedence_unique(rules: list[LocatedRule]) -> Iterator[KnowledgeIssue]:
@@ -223,3 +231,24 @@ def _precedence_unique(rules: list[LocatedRule]) -> Iterator[KnowledgeIssue]:
                 )
             else:
                 claimed[key] = r.rule.id
+
+
+def not_asked_problems(
+    manifest: Manifest, path: Path, doc: LocatedDocument
+) -> Iterator[KnowledgeIssue]:
+    """The manifest's `not_asked` entries must name patient fields and legal conditions."""
+    fields = list(PatientContext.model_fields)
+    for i, entry in enumerate(manifest.not_asked):
+        if entry.field not in fields:
+            yield _issue(
+                path,
+                doc,
+                ("not_asked", i, "field"),
+                f"not_asked.{i}.field: '{shorten(entry.field)}' is not a patient-context field"
+                + did_you_mean(entry.field, fields),
+            )
+        for name, cond in entry.when.items():
+            for problem in condition_problems(name, cond, {}):
+                yield _issue(
+                    path, doc, ("not_asked", i, "when", name), f"not_asked.{i}.when.{problem}"
+                )

@@ -44,7 +44,7 @@ from ivig_cds._patient_files import (
     read_patient,
 )
 from ivig_cds._recommendation import PUBMED, Citation, Recommendation
-from ivig_cds._rules import CautionRule, ConclusionRule, ConditionSpec, Operator
+from ivig_cds._rules import CautionRule, ConclusionRule
 from ivig_cds._trace import to_csv, to_json, to_markdown, trace_matrix
 
 if TYPE_CHECKING:
@@ -715,9 +715,14 @@ def _rule_lines(kb: KnowledgeBase, rule: ConclusionRule | CautionRule) -> list[t
         ("", ""),
         ("When (all must hold):", "bold"),
     ]
-    lines += [(f"  {name} {_condition(c)}", "") for name, c in rule.when.items()]
+    lines += [(f"  {name} {c.describe()}", "") for name, c in rule.when.items()]
     if not rule.when:
         lines.append(("  always", ""))
+    if isinstance(rule, CautionRule) and rule.any_of:
+        lines.append(("And one of these:", "bold"))
+        for group in rule.any_of:
+            words = " and ".join(f"{name} {c.describe()}" for name, c in group.items())
+            lines.append((f"  - {words}", ""))
     lines.append(("", ""))
     if isinstance(rule, ConclusionRule):
         lines += [
@@ -743,19 +748,10 @@ def _rule_lines(kb: KnowledgeBase, rule: ConclusionRule | CautionRule) -> list[t
         ("", ""),
         (f"Provenance: spec {p.spec}; seeds {', '.join(p.seeds)}; reviewed {p.reviewed}", "dim"),
     ]
+    lines += [(f'  {q.seed}: "{q.quote}"', "dim") for q in p.passages]
+    if p.clinical_judgement:
+        lines.append((f"  Clinical judgement, beyond the sources: {p.clinical_judgement}", "dim"))
     return lines
-
-
-def _condition(condition: ConditionSpec) -> str:
-    op = condition.operator
-    if op is Operator.UNKNOWN:
-        return "is unknown"
-    if op is Operator.NOT_EMPTY:
-        return "is not empty"
-    values = [json.dumps(v) if isinstance(v, bool) else str(v) for v in condition.values]
-    if op is Operator.IN:
-        return f"is one of {', '.join(values)}"
-    return f"= {values[0]}"
 
 
 def _print_lines(lines: Sequence[tuple[str, str]]) -> None:

@@ -44,12 +44,23 @@ def compile_rules(rules: Sequence[ConclusionRule | CautionRule]) -> CompiledRule
     definition: dict[str, Any] = {}
     fields: dict[str, None] = {}
     for rule in rules:
-        tests: list[dict[str, Any]] = [{DISCRIMINATOR[0]: DISCRIMINATOR[1]}]
-        for name, condition in rule.when.items():
+        for _, name, _ in rule.conditions:
             fields[name] = None
-            tests.append(_test(name, condition))
+        tests: list[dict[str, Any]] = [{DISCRIMINATOR[0]: DISCRIMINATOR[1]}]
+        tests += _tests(rule.when)
+        if isinstance(rule, CautionRule) and rule.any_of:
+            # `$or` fires once per true branch; the engine reports each rule once regardless.
+            tests.append({"$or": [_all(_tests(group)) for group in rule.any_of]})
         definition[rule.id] = {"all": [{"m": {"$and": tests}}]}
     return CompiledRuleset(definition, tuple(fields))
+
+
+def _tests(conditions: Mapping[str, ConditionSpec]) -> list[dict[str, Any]]:
+    return [_test(name, condition) for name, condition in conditions.items()]
+
+
+def _all(tests: list[dict[str, Any]]) -> dict[str, Any]:
+    return tests[0] if len(tests) == 1 else {"$and": tests}
 
 
 def _test(name: str, condition: ConditionSpec) -> dict[str, Any]:
@@ -58,6 +69,14 @@ def _test(name: str, condition: ConditionSpec) -> dict[str, Any]:
         return {"$nex": {name: 1}}
     if op is Operator.NOT_EMPTY:
         return {"$gte": {name: 1}}
+    if op is Operator.RANGE:
+        # Only validated numbers reach durable, so its numeric comparisons are safe here.
+        bounds = []
+        if condition.at_least is not None:
+            bounds.append({"$gte": {name: condition.at_least}})
+        if condition.at_most is not None:
+            bounds.append({"$lte": {name: condition.at_most}})
+        return _all(bounds)
     branches = [{name: v} for v in condition.values]
     # `$or` fires once per true branch; the engine reports each rule once regardless.
     return branches[0] if len(branches) == 1 else {"$or": branches}

@@ -18,7 +18,7 @@ from ivig_cds._engine import DurableMatcher
 from ivig_cds._errors import KnowledgeGapError
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._loader import load_knowledge_base
-from ivig_cds._patient import PatientContext, known_fields, parse_patient
+from ivig_cds._patient import RELATED_FIELDS, PatientContext, known_fields, parse_patient
 from ivig_cds._recommendation import (
     Caution,
     Citation,
@@ -28,7 +28,7 @@ from ivig_cds._recommendation import (
     Question,
     Recommendation,
 )
-from ivig_cds._reference import ReferenceMatcher
+from ivig_cds._reference import ReferenceMatcher, all_hold, checks_of
 from ivig_cds._rules import CautionRule, ConclusionRule, Operator
 from ivig_cds._vocabulary import IntendedUse
 
@@ -42,6 +42,27 @@ def infer_question(patient: PatientContext) -> Question:
     if patient.acute_relapse:
         return Question(intended_use=IntendedUse.ACUTE_RELAPSE, inferred=True)
     return Question(intended_use=IntendedUse.DISEASE_MODIFYING, inferred=True)
+
+
+def derived_facts(patient: PatientContext, question: Question) -> dict[str, object]:
+    """The facts the rules read beside the patient's own (see `_checks.CONCLUSION_DERIVED`).
+
+    Asking about the relapse with `acute_relapse` unknown treats the relapse as ongoing; the
+    rules key relapse findings on this fact, not on the question, so that they are listed
+    whichever question is asked.
+    """
+    asked = question.intended_use
+    return {
+        "question": asked,
+        "relapse_ongoing": patient.acute_relapse is True or asked is IntendedUse.ACUTE_RELAPSE,
+    }
+
+
+# The patient fields each derived fact is computed from.
+DERIVED_FROM: Mapping[str, tuple[str, ...]] = {
+    "question": ("intended_use", "acute_relapse"),
+    "relapse_ongoing": ("acute_relapse", "intended_use"),
+}
 
 
 class Matcher(Protocol):
@@ -104,6 +125,10 @@ class Evaluator:
             )
             for question in IntendedUse
         }
+        self._not_asked = tuple(
+            (entry.field, checks_of(entry.when)) for entry in knowledge_base.manifest.not_asked
+        )
+        self._read = fields_read(knowledge_base)
 
     def evaluate(self, patient: PatientContext | Mapping[str, Any]) -> Recommendation:
         """Evaluate one patient.
@@ -120,7 +145,8 @@ class Evaluator:
         """
         context = parse_patient(patient)
         question = infer_question(context)
-        facts: dict[str, object] = {**known_fields(context), "question": question.intended_use}
+        given = known_fields(context)
+        facts: dict[str, object] = {**given, **derived_facts(context, question)}
 
         fired = self._matcher.match(facts)
         primary = self._primary(fired, question.intended_use)
@@ -144,6 +170,7 @@ class Evaluator:
             citations=self._citations[primary.id],
             cautions=tuple(c for rule_id, c in self._cautions.items() if rule_id in cautions),
             missing_data=self._missing(primary, question.intended_use, facts),
+            unused_facts=tuple(f for f in given if f not in self._read and f != "patient_id"),
             knowledge_base=self._ref,
         )
 
@@ -161,14 +188,25 @@ class Evaluator:
     def _missing(
         self, primary: ConclusionRule, question: IntendedUse, facts: Mapping[str, object]
     ) -> tuple[str, ...]:
-        """Unknown fields that blocked the primary rule's decision or could pre-empt it."""
-        found = set(primary.missing_fields)
+        """Unknown fields that blocked the primary rule's decision or could pre-empt it.
+
+        A better-ranked rule blocked only by unknown facts names them, unless one of them is
+        not asked in this situation (the manifest's `not_asked`). Only the smallest such sets
+        are kept: weeks since delivery matter only once the patient is known to be postpartum,
+        so while pregnancy status is unknown, pregnancy status alone is asked for.
+        """
+        not_asked = {name for name, checks in self._not_asked if all_hold(checks, facts)}
+        blocked: list[frozenset[str]] = []
         for rule in self._ranked[question]:
             if rule.precedence >= primary.precedence:
                 break
             unknown = self._reference.rules[rule.id].blocking_unknowns(facts)
-            if unknown and self._possible(rule, unknown, facts):
-                found.update(unknown)
+            if unknown and not_asked.isdisjoint(unknown) and self._possible(rule, unknown, facts):
+                blocked.append(frozenset(unknown))
+        found = set(primary.missing_fields)
+        for fields in blocked:
+            if not any(other < fields for other in blocked):
+                found |= fields
         return tuple(sorted(found, key=_FIELD_ORDER.__getitem__))
 
     @staticmethod
@@ -176,13 +214,13 @@ class Evaluator:
         rule: ConclusionRule, unknown: tuple[str, ...], facts: Mapping[str, object]
     ) -> bool:
         """Whether some valid patient, agreeing with what is known, would fire `rule`."""
-        hypothesis: dict[str, object] = {k: v for k, v in facts.items() if k != "question"}
+        hypothesis: dict[str, object] = {k: v for k, v in facts.items() if k in _FIELD_ORDER}
         for name in unknown:
             condition = rule.when[name]
             if condition.operator is Operator.NOT_EMPTY:
                 hypothesis[name] = ("unspecified",)
             else:
-                hypothesis[name] = condition.values[0]
+                hypothesis[name] = condition.example()
         try:
             PatientContext.model_validate(hypothesis)
         except ValidationError:
@@ -218,6 +256,21 @@ class Evaluator:
             text=rule.text,
             citations=self._citations[rule.id],
         )
+
+
+def fields_read(knowledge_base: KnowledgeBase) -> frozenset[str]:
+    """The patient fields a rule condition or the missing-data analysis reads.
+
+    Computed from the loaded rules, so that `unused_facts` follows an edited knowledge base.
+    """
+    rules = (*knowledge_base.conclusions, *knowledge_base.cautions)
+    named = {name for rule in rules for _, name, _ in rule.conditions}
+    for entry in knowledge_base.manifest.not_asked:
+        named |= {entry.field, *entry.when}
+    read = {f for name in named for f in DERIVED_FROM.get(name, (name,))}
+    asked = {n for rule in knowledge_base.conclusions for n in rule.when}  # hypotheses set these
+    read |= {a if b in asked else b for a, b in RELATED_FIELDS if {a, b} & asked}
+    return frozenset(read)
 
 
 _default: Evaluator | None = None

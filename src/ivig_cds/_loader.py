@@ -8,6 +8,7 @@ sees them all in one run, each as `path:line:column: what is wrong`.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -15,13 +16,22 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from ivig_cds._checks import LocatedRule, cross_check
+from ivig_cds._checks import LocatedRule, cross_check, not_asked_problems
 from ivig_cds._errors import KnowledgeBaseError, KnowledgeIssue
 from ivig_cds._evidence import EvidenceEntry, Outcome, SeedSource
 from ivig_cds._hints import did_you_mean
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._patient import short_repr
-from ivig_cds._rules import CautionRule, Certainty, ConclusionRule, Manifest, Provenance, Rule
+from ivig_cds._rules import (
+    CautionRule,
+    Certainty,
+    ConclusionRule,
+    Manifest,
+    NotAsked,
+    Passage,
+    Provenance,
+    Rule,
+)
 from ivig_cds._yaml import LocatedDocument, YamlProblem, parse_yaml, read_limited, shorten
 
 MANIFEST_NAME = "knowledge-base.yaml"
@@ -29,7 +39,7 @@ MANIFEST_NAME = "knowledge-base.yaml"
 _M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
 _QUOTED = 200  # a too-long summary is quoted whole; a megabyte title is not
-_NESTED = (Certainty, Provenance, Outcome, SeedSource)
+_NESTED = (Certainty, Provenance, Passage, NotAsked, Outcome, SeedSource)
 _RULE: TypeAdapter[ConclusionRule | CautionRule] = TypeAdapter(Rule)
 _KNOWN_KEYS = sorted(
     {
@@ -77,7 +87,11 @@ def load_knowledge_base(
 
     manifest = None
     if manifest_file.is_file():
-        manifest = _read_model(manifest_file, Manifest, issues)
+        manifest_doc = _read(manifest_file, issues)
+        if manifest_doc is not None:
+            manifest = _validate(manifest_file, manifest_doc, TypeAdapter(Manifest), issues)
+        if manifest is not None and manifest_doc is not None:
+            issues.extend(not_asked_problems(manifest, manifest_file, manifest_doc))
     else:
         issues.append(
             KnowledgeIssue(
@@ -113,8 +127,12 @@ def load_knowledge_base(
 
     return KnowledgeBase(
         manifest=manifest,
-        conclusions=tuple(r.rule for r in rules if isinstance(r.rule, ConclusionRule)),
-        cautions=tuple(r.rule for r in rules if isinstance(r.rule, CautionRule)),
+        conclusions=tuple(
+            sorted((r.rule for r in rules if isinstance(r.rule, ConclusionRule)), key=_natural)
+        ),
+        cautions=tuple(
+            sorted((r.rule for r in rules if isinstance(r.rule, CautionRule)), key=_natural)
+        ),
         evidence={e.id: e for e, _, _ in sorted(evidence, key=lambda item: item[0].id)},
         content_hash=_content_hash(manifest_file, rule_files, evidence_files),
         rules_dir=rules_path,
@@ -161,6 +179,12 @@ def _salvage(failed: list[Path]) -> tuple[set[str], set[str] | None]:
     return ids, cited
 
 
+def _natural(rule: ConclusionRule | CautionRule) -> tuple[str, int, str]:
+    """K2 before K10, C03a before C03b: the order people number rules in."""
+    found = re.match(r"([A-Z])([0-9]+)(.*)", rule.id)
+    return (found.group(1), int(found.group(2)), found.group(3)) if found else (rule.id, 0, "")
+
+
 def _yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
@@ -194,11 +218,6 @@ def _read(path: Path, issues: list[KnowledgeIssue]) -> LocatedDocument | None:
         )
         return None
     return doc
-
-
-def _read_model(path: Path, model: type[_M], issues: list[KnowledgeIssue]) -> _M | None:
-    doc = _read(path, issues)
-    return None if doc is None else _validate(path, doc, TypeAdapter(model), issues)
 
 
 def _validate(

@@ -90,6 +90,17 @@ class PatientContext(BaseModel):
         return self
 
 
+# Fields the consistency check relates to each other. Asking "could this unknown fact fire a
+# rule?" validates a hypothetical patient, so it reads through these pairs (sex rules out
+# pregnancy, say): the missing-data analysis uses them, and `unused_facts` counts them as read.
+RELATED_FIELDS: tuple[tuple[str, str], ...] = (
+    ("sex", "pregnancy_status"),
+    ("sex", "breastfeeding"),
+    ("weeks_postpartum", "pregnancy_status"),
+    ("intended_use", "acute_relapse"),
+)
+
+
 def _inconsistencies(p: PatientContext) -> list[str]:
     found = []
     if p.edss is not None and (p.edss * 2) % 1 != 0:

@@ -11,6 +11,7 @@ from ivig_cds._rules import Certainty
 from ivig_cds._vocabulary import IntendedUse, StudyDesign, Tier
 
 PUBMED = "https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
+NO_PMID = "PMID not shown in the source"
 
 
 class _Frozen(BaseModel):
@@ -28,6 +29,11 @@ class Citation(_Frozen):
     design: StudyDesign
     n: int | None
     url: str | None = Field(description="PubMed page, when the work has a PMID.")
+
+    @property
+    def reference(self) -> str:
+        """How a clinician-facing text points at the work: never an internal id."""
+        return f"PMID {self.pmid}" if self.pmid else NO_PMID
 
     @classmethod
     def of(cls, entry: EvidenceEntry) -> Citation:
@@ -105,5 +111,10 @@ class Recommendation(_Frozen):
     cautions: tuple[Caution, ...]
     missing_data: tuple[str, ...] = Field(
         description="Unknown fields that blocked the decision or could change the tier."
+    )
+    unused_facts: tuple[str, ...] = Field(
+        default=(),
+        description="Given fields that this knowledge base reads nowhere, so nobody takes "
+        "them for weighed.",
     )
     knowledge_base: KnowledgeBaseRef

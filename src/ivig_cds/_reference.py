@@ -21,6 +21,8 @@ class Check:
     operator: Operator
     flags: frozenset[bool]  # the bool values `equals`/`in` accept
     others: frozenset[str | int]  # every other value they accept
+    low: float | None = None  # `at_least`, inclusive
+    high: float | None = None  # `at_most`, inclusive
 
     @classmethod
     def of(cls, field: str, condition: ConditionSpec) -> Check:
@@ -30,6 +32,8 @@ class Check:
             operator=condition.operator,
             flags=frozenset(v for v in values if isinstance(v, bool)),
             others=frozenset(v for v in values if not isinstance(v, bool)),
+            low=condition.at_least,
+            high=condition.at_most,
         )
 
     def holds(self, value: object) -> bool:
@@ -42,27 +46,51 @@ class Check:
         # bool is an int in Python; a rule's `true` must not match the number 1, nor 1 `true`.
         if isinstance(value, bool):
             return value in self.flags
+        if self.operator is Operator.RANGE:
+            return (
+                isinstance(value, int | float)
+                and (self.low is None or value >= self.low)
+                and (self.high is None or value <= self.high)
+            )
         return isinstance(value, str | int | float) and value in self.others
+
+
+def checks_of(conditions: Mapping[str, ConditionSpec]) -> tuple[Check, ...]:
+    return tuple(Check.of(name, c) for name, c in conditions.items())
+
+
+def all_hold(checks: tuple[Check, ...], facts: Mapping[str, object]) -> bool:
+    # A loop, not all(<generator>): half the cost, and this is the benchmarks baseline.
+    for check in checks:  # noqa: SIM110
+        if not check.holds(facts.get(check.field)):
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
 class ReferenceRule:
     id: str
     checks: tuple[Check, ...]
+    alternatives: tuple[tuple[Check, ...], ...] = ()  # a caution's `any_of`: one must hold
 
     @classmethod
     def of(cls, rule: ConclusionRule | CautionRule) -> ReferenceRule:
-        return cls(rule.id, tuple(Check.of(name, c) for name, c in rule.when.items()))
+        groups = rule.any_of if isinstance(rule, CautionRule) else ()
+        return cls(rule.id, checks_of(rule.when), tuple(checks_of(g) for g in groups))
 
     def fires(self, facts: Mapping[str, object]) -> bool:
-        # A loop, not all(<generator>): half the cost, and this is the benchmarks baseline.
-        for check in self.checks:  # noqa: SIM110
-            if not check.holds(facts.get(check.field)):
-                return False
-        return True
+        if not all_hold(self.checks, facts):
+            return False
+        if not self.alternatives:
+            return True
+        return any(all_hold(group, facts) for group in self.alternatives)
 
     def blocking_unknowns(self, facts: Mapping[str, object]) -> tuple[str, ...] | None:
-        """The unknown fields that alone keep this rule from firing; None if facts rule it out."""
+        """The unknown fields that alone keep this rule from firing; None if facts rule it out.
+
+        Only the conjunction `when` is analysed: conclusions (the only rules asked) have no
+        alternatives.
+        """
         unknown: list[str] = []
         for check in self.checks:
             value = facts.get(check.field)

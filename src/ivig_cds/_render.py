@@ -17,7 +17,7 @@ from rich.text import Text
 
 from ivig_cds._patient import PatientContext
 from ivig_cds._patient_files import PatientFileError
-from ivig_cds._recommendation import Citation, Recommendation
+from ivig_cds._recommendation import Caution, Citation, Recommendation
 from ivig_cds._vocabulary import IntendedUse, Tier
 
 TIER_LABELS: Mapping[Tier, str] = {
@@ -30,8 +30,8 @@ TIER_LABELS: Mapping[Tier, str] = {
 }
 
 TIER_MEANINGS: Mapping[Tier, str] = {
-    Tier.SECOND_LINE: "IVIG may be considered now: the evidence supports it as a second-line "
-    "option in this situation.",
+    Tier.SECOND_LINE: "IVIG may be considered: the sources support it as a second-line option "
+    "in this situation.",
     Tier.NOT_FIRST_LINE: "Approved first-line therapy is preferred; IVIG is reserved for when "
     "that cannot be used.",
     Tier.INSUFFICIENT_EVIDENCE: "The evidence is too limited or unpublished to recommend IVIG "
@@ -79,6 +79,13 @@ def _certainty(rec: Recommendation) -> str | None:
     return f"{rec.certainty.level.value.replace('_', ' ')}: {rec.certainty.reason}"
 
 
+def unused_line(rec: Recommendation) -> str | None:
+    """Says which given facts no rule read, so that nobody believes they were weighed."""
+    if not rec.unused_facts:
+        return None
+    return f"Not used by this knowledge base: {', '.join(rec.unused_facts)}"
+
+
 def cite(citation: Citation) -> str:
     """One line for a reference list: authors, title, journal and year, design and size."""
     authors = list(citation.authors[:3])
@@ -96,9 +103,13 @@ def cite(citation: Citation) -> str:
 
 
 def _link(citation: Citation) -> str:
-    if citation.url:
-        return citation.url
-    return f"no PubMed record ({citation.id})"
+    """The PubMed address, or the words a clinician reads for a work without a PMID."""
+    return citation.url or citation.reference
+
+
+def _named(citation: Citation) -> str:
+    """A caution's source: its PubMed address, or its title when it has no PMID."""
+    return citation.url or f"{citation.title} ({citation.reference})"
 
 
 def _missing(field: str) -> str:
@@ -151,22 +162,13 @@ def render_text(rec: Recommendation, *, source: str | None = None) -> Group:
         parts += [_cited(c) for c in rec.citations]
     if rec.cautions:
         parts += [Text(""), Text("Cautions", style="bold")]
-        for caution in rec.cautions:
-            line = Text("  ")
-            line.append("! ", style="bold yellow")
-            line.append(f"{caution.rule_id} {caution.title}: ", style="bold")
-            line.append(caution.text)
-            parts.append(line)
-            sources = Text("      ")
-            sources.append("Sources: ", style="dim")
-            for i, citation in enumerate(caution.citations):
-                if i:
-                    sources.append(", ", style="dim")
-                sources.append(_link(citation), style="cyan" if citation.url else "dim")
-            parts.append(sources)
+        parts += [line for caution in rec.cautions for line in _caution_text(caution)]
     if rec.missing_data:
         parts += [Text(""), Text("Missing data (knowing it could change the answer)", style="bold")]
         parts += [Text(f"  - {_missing(f)}") for f in rec.missing_data]
+    unused = unused_line(rec)
+    if unused is not None:
+        parts += [Text(""), Text(unused, style="italic")]
     secondary = [f for f in rec.findings if f.role == "secondary"]
     if secondary:
         parts += [Text(""), Text("Other findings (did not set the tier)", style="bold")]
@@ -182,6 +184,22 @@ def render_text(rec: Recommendation, *, source: str | None = None) -> Group:
         Text(DISCLAIMER, style="dim"),
     ]
     return Group(*parts)
+
+
+def _caution_text(caution: Caution) -> list[Text]:
+    line = Text("  ")
+    line.append("! ", style="bold yellow")
+    line.append(f"{caution.rule_id} {caution.title}: ", style="bold")
+    line.append(caution.text)
+    if not caution.citations:  # a note about the knowledge base, or clinical judgement
+        return [line]
+    sources = Text("      ")
+    sources.append("Sources: ", style="dim")
+    for i, citation in enumerate(caution.citations):
+        if i:
+            sources.append(", ", style="dim")
+        sources.append(_named(citation), style="cyan" if citation.url else "dim")
+    return [line, sources]
 
 
 def _field(name: str, value: str) -> Text:
@@ -228,13 +246,17 @@ def render_markdown(rec: Recommendation, *, source: str | None = None) -> str:
     if rec.cautions:
         lines += ["", "### Cautions", ""]
         for caution in rec.cautions:
-            refs = "; ".join(_md_ref(c) for c in caution.citations)
-            lines.append(
-                f"- **{caution.title}** ({caution.rule_id}). {caution.text} Sources: {refs}."
+            refs = "; ".join(
+                _md_ref(c) if c.url else f"{c.title} ({c.reference})" for c in caution.citations
             )
+            sources = f" Sources: {refs}." if refs else ""
+            lines.append(f"- **{caution.title}** ({caution.rule_id}). {caution.text}{sources}")
     if rec.missing_data:
         lines += ["", "### Missing data", "", "Knowing these could change the answer:", ""]
         lines += [f"- {_missing(f)}" for f in rec.missing_data]
+    unused = unused_line(rec)
+    if unused is not None:
+        lines += ["", f"_{unused}._"]
     secondary = [f for f in rec.findings if f.role == "secondary"]
     if secondary:
         lines += ["", "### Other findings", ""]
@@ -258,7 +280,7 @@ def _md_cite(citation: Citation) -> str:
 def _md_ref(citation: Citation) -> str:
     if citation.url and citation.pmid:
         return f"[PMID {citation.pmid}]({citation.url})"
-    return f"{citation.id} (no PubMed record)"
+    return citation.reference
 
 
 # --- json ------------------------------------------------------------------------------------

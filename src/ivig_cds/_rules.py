@@ -1,8 +1,10 @@
 """The rule models: what a YAML file in `rules/` may say, checked when it is read.
 
-Conditions are a deliberately small language (equals, one of, unknown, not empty) so that every
-rule can be audited by reading it, compiled to durable_rules, and re-evaluated by the plain
-Python reference matcher with the same meaning.
+Conditions are a deliberately small language (equals, one of, unknown, not empty, a numeric
+bound) so that every rule can be audited by reading it, compiled to durable_rules, and
+re-evaluated by the plain Python reference matcher with the same meaning. A conclusion is one
+conjunction, so that each one is a single path a reader can follow; a caution may also name
+alternative situations (`any_of`), because one warning can have several triggers.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ RULE_ID_PATTERN = r"^[CK][0-9]{1,2}[a-z]?$"
 SUMMARY_MAX = 140  # a CDS Hooks card summary must stay under 140 characters
 
 Scalar = str | bool | int
+Number = Annotated[int | float, Field(allow_inf_nan=False)]
 # Tiers that weigh evidence; `indeterminate` and `not_applicable` make no claim to be certain of.
 _JUDGED_TIERS = frozenset(Tier) - {Tier.INDETERMINATE, Tier.NOT_APPLICABLE}
 
@@ -33,6 +36,7 @@ class Operator(StrEnum):
     IN = "in"
     UNKNOWN = "unknown"
     NOT_EMPTY = "not_empty"
+    RANGE = "range"  # at_least and/or at_most, both inclusive
 
 
 def _shorthand(value: Any) -> Any:
@@ -45,18 +49,30 @@ class ConditionSpec(_Frozen):
     in_: tuple[Scalar, ...] | None = Field(default=None, alias="in", min_length=1)
     unknown: Literal[True] | None = None
     not_empty: Literal[True] | None = None
+    at_least: Number | None = None
+    at_most: Number | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
         given = [
             name
-            for name in ("equals", "in_", "unknown", "not_empty")
+            for name in ("equals", "in_", "unknown", "not_empty", "at_least")
             if getattr(self, name) is not None
         ]
+        if self.at_most is not None and "at_least" not in given:
+            given.append("at_most")
         if len(given) != 1:
             raise ValueError(
                 "a condition takes exactly one of: a value, 'in: [..]', 'unknown: true', "
-                "'not_empty: true'"
+                "'not_empty: true', or a bound ('at_least: n', 'at_most: n', or both)"
+            )
+        for bound in (self.at_least, self.at_most):
+            if isinstance(bound, bool):
+                raise ValueError("'at_least' and 'at_most' take a number, not true or false")
+        if self.at_least is not None and self.at_most is not None and self.at_least > self.at_most:
+            raise ValueError(
+                f"'at_least: {self.at_least}' is above 'at_most: {self.at_most}'; "
+                "no value can satisfy both"
             )
         return self
 
@@ -68,6 +84,8 @@ class ConditionSpec(_Frozen):
             return Operator.UNKNOWN
         if self.not_empty:
             return Operator.NOT_EMPTY
+        if self.at_least is not None or self.at_most is not None:
+            return Operator.RANGE
         return Operator.EQUALS
 
     @property
@@ -76,8 +94,32 @@ class ConditionSpec(_Frozen):
             return self.in_
         return () if self.equals is None else (self.equals,)
 
+    def example(self) -> Scalar | float | None:
+        """One value that satisfies the condition, for asking "could this rule fire?"."""
+        if self.operator is Operator.RANGE:
+            return self.at_least if self.at_least is not None else self.at_most
+        return self.values[0] if self.values else None
+
+    def describe(self) -> str:
+        """The condition in plain words, after the field's name ("is one of RRMS, CIS")."""
+        op = self.operator
+        if op is Operator.UNKNOWN:
+            return "is unknown"
+        if op is Operator.NOT_EMPTY:
+            return "is not empty"
+        if op is Operator.RANGE:
+            low, high = self.at_least, self.at_most
+            if low is not None and high is not None:
+                return f"is from {low} to {high}"
+            return f"is at least {low}" if low is not None else f"is at most {high}"
+        shown = [("true" if v else "false") if isinstance(v, bool) else str(v) for v in self.values]
+        if op is Operator.IN:
+            return f"is one of {', '.join(shown)}"
+        return f"= {shown[0]}"
+
 
 Condition = Annotated[ConditionSpec, BeforeValidator(_shorthand)]
+Conditions = dict[str, Condition]
 
 
 class Certainty(_Frozen):
@@ -85,12 +127,33 @@ class Certainty(_Frozen):
     reason: str = Field(min_length=1, max_length=240, description="Why, in one line.")
 
 
+class Passage(_Frozen):
+    """A place in a seed document a rule rests on: the file and a short verbatim excerpt."""
+
+    seed: str = Field(min_length=1, pattern=r"^[^/\\]+$")
+    quote: str = Field(min_length=8, max_length=400)
+
+
 class Provenance(_Frozen):
-    """Where a rule comes from, kept as data so that audits can read it."""
+    """Where a rule comes from, kept as data so that audits can read it.
+
+    `clinical_judgement` marks, with its reason, what a rule says beyond its sources; the
+    traceability audit accepts that and nothing else that no passage or evidence supports.
+    """
 
     spec: str = Field(min_length=1, description="The knowledge-spec item(s) it encodes.")
-    seeds: tuple[str, ...] = Field(min_length=1)
+    passages: tuple[Passage, ...] = Field(min_length=1)
+    clinical_judgement: str | None = Field(
+        default=None,
+        min_length=1,
+        description="What goes beyond the sources and why a clinician would expect it.",
+    )
     reviewed: dt.date
+
+    @property
+    def seeds(self) -> tuple[str, ...]:
+        """The seed files the passages come from, in first-quoted order."""
+        return tuple(dict.fromkeys(p.seed for p in self.passages))
 
 
 class _Rule(_Frozen):
@@ -99,9 +162,14 @@ class _Rule(_Frozen):
     )
     version: int = Field(ge=1, description="Raised whenever the rule's meaning changes.")
     title: str = Field(min_length=1, max_length=120)
-    when: dict[str, Condition] = Field(description="All must hold; fields of the patient context.")
+    when: Conditions = Field(description="All must hold; fields of the patient context.")
     evidence: tuple[Annotated[str, Field(pattern=EVIDENCE_ID_PATTERN)], ...] = ()
     provenance: Provenance
+
+    @property
+    def conditions(self) -> tuple[tuple[tuple[str | int, ...], str, ConditionSpec], ...]:
+        """Every condition with its location in the rule file (`when.x`)."""
+        return tuple((("when", name), name, c) for name, c in self.when.items())
 
 
 class ConclusionRule(_Rule):
@@ -115,7 +183,7 @@ class ConclusionRule(_Rule):
     tier: Tier
     summary: str = Field(min_length=1, max_length=SUMMARY_MAX)
     rationale: str = Field(min_length=1)
-    certainty: Certainty | None = None
+    certainty: Certainty
 
     @model_validator(mode="after")
     def _evidence_backed(self) -> Self:
@@ -125,8 +193,17 @@ class ConclusionRule(_Rule):
             raise ValueError("'questions' lists a question twice")
         if self.tier is not Tier.INDETERMINATE and not self.evidence:
             raise ValueError(f"a '{self.tier}' conclusion must cite evidence")
-        if self.tier in _JUDGED_TIERS and self.certainty is None:
-            raise ValueError(f"a '{self.tier}' conclusion must declare its certainty")
+        graded = self.certainty.level is not CertaintyLevel.NOT_GRADED
+        if self.tier in _JUDGED_TIERS and not graded:
+            raise ValueError(
+                f"a '{self.tier}' conclusion weighs evidence and must grade its certainty "
+                "(high, moderate, low or very_low)"
+            )
+        if self.tier not in _JUDGED_TIERS and graded:
+            raise ValueError(
+                f"a '{self.tier}' conclusion makes no claim about IVIG; "
+                "its certainty level is 'not_graded'"
+            )
         return self
 
     @property
@@ -136,19 +213,41 @@ class ConclusionRule(_Rule):
 
 
 class CautionRule(_Rule):
-    """A caution attached to results that meet its conditions (no conditions: always)."""
+    """A caution attached to results that meet its conditions (no conditions: always).
+
+    `any_of` lists alternative situations: besides `when`, at least one group must hold.
+    A caution may cite no work when it speaks about the knowledge base itself or is clinical
+    judgement; its provenance passages still say what it rests on.
+    """
 
     kind: Literal["caution"]
+    any_of: tuple[Conditions, ...] = ()
     text: str = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _evidence_backed(self) -> Self:
-        if not self.evidence:
-            raise ValueError("a caution must cite evidence")
+    def _groups_not_empty(self) -> Self:
+        if any(not group for group in self.any_of):
+            raise ValueError("'any_of' holds an empty group, which would always hold")
         return self
+
+    @property
+    def conditions(self) -> tuple[tuple[tuple[str | int, ...], str, ConditionSpec], ...]:
+        """Every condition with its location in the file (`when.x`, `any_of.0.y`)."""
+        found = list(super().conditions)
+        for i, group in enumerate(self.any_of):
+            found += [(("any_of", i, name), name, c) for name, c in group.items()]
+        return tuple(found)
 
 
 Rule = Annotated[ConclusionRule | CautionRule, Field(discriminator="kind")]
+
+
+class NotAsked(_Frozen):
+    """A fact not reported as missing in a situation where asking for it makes no sense."""
+
+    field: str = Field(min_length=1)
+    when: Conditions = Field(min_length=1)
+    clinical_judgement: str = Field(min_length=1, description="Why it is not asked.")
 
 
 class Manifest(_Frozen):
@@ -159,3 +258,4 @@ class Manifest(_Frozen):
     version: str = Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
     released: dt.date
     source: str = Field(min_length=1)
+    not_asked: tuple[NotAsked, ...] = ()

@@ -63,6 +63,7 @@ class CertaintyLevel(StrEnum):
     MODERATE = "moderate"
     LOW = "low"
     VERY_LOW = "very_low"
+    NOT_GRADED = "not_graded"  # the conclusion makes no claim about IVIG (C12, C13)
 
 
 class StudyDesign(StrEnum):

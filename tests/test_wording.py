@@ -1,0 +1,163 @@
+"""The knowledge spec's wording rules, checked on the shipped texts and on what clinicians read.
+
+Each test pins one overstatement or leak a clinical review found (issue 9): it fails on a
+knowledge base or renderer that brings the old wording back.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from rich.console import Console
+
+from ivig_cds import Evaluator, KnowledgeBase, Recommendation
+from ivig_cds._cards import card_for
+from ivig_cds._render import TIER_MEANINGS, render_markdown, render_text
+from ivig_cds._vocabulary import Tier
+
+
+def _text(kb: KnowledgeBase, rule_id: str) -> str:
+    rule = kb.rule(rule_id)
+    parts = [getattr(rule, f, "") for f in ("summary", "rationale", "text")]
+    return " ".join(" ".join(parts).split())
+
+
+def test_second_line_means_may_be_considered_never_now(kb: KnowledgeBase) -> None:
+    """The tier says what the sources allow: "may be considered", not "now" or "recommended"."""
+    meaning = TIER_MEANINGS[Tier.SECOND_LINE]
+    assert meaning.startswith("IVIG may be considered:")
+    assert "now" not in meaning.split()
+    for rule in kb.conclusions:
+        if rule.tier is Tier.SECOND_LINE:
+            assert "may be considered" in rule.summary, rule.id
+            assert not re.search(r"(?<!not )(?<!cannot be )recommended", rule.summary), rule.id
+
+
+def test_k3_quotes_each_regimen_with_its_schedule_and_result(kb: KnowledgeBase) -> None:
+    """0.4 g/kg/d x 5 days is monthly; 1 g/kg monthly is ESIMS, which showed no benefit."""
+    text = _text(kb, "K3")
+    assert "0.4 g/kg/d for 5 days, monthly" in text
+    assert re.search(r"1 g/kg monthly in ESIMS \([^)]*which showed no benefit\)", text)
+
+
+def test_c06_admits_the_uncontrolled_series_and_keeps_the_strong_trend(kb: KnowledgeBase) -> None:
+    """ "No published controlled trial" beside K7's series; the review's "strong trend" kept."""
+    text = _text(kb, "C06")
+    assert "No published controlled trial" in text
+    assert "no published trial" not in text.lower().replace("no published controlled trial", "")
+    assert "strong trend" in text
+
+
+def test_c04_attributes_should_be_considered_to_one_review(kb: KnowledgeBase) -> None:
+    """One review says "should be considered"; nobody "recommends" IVIG in CIS."""
+    text = _text(kb, "C04")
+    assert "recommend" not in text
+    assert "Another says IVIG should be considered" in text
+
+
+def test_c02a_describes_the_interferon_comparison_for_what_it_is(kb: KnowledgeBase) -> None:
+    """The Iranian study compared each arm with its own baseline, in another population."""
+    text = _text(kb, "C02a")
+    assert "only with its own baseline" in text
+    assert "whose first-line therapy had not failed" in text
+
+
+def test_c08_says_not_on_iv_methylprednisolone(kb: KnowledgeBase) -> None:
+    """The condition is "not on IV methylprednisolone", so the summary does not say more."""
+    summary = kb.rule("C08").summary  # type: ignore[union-attr]
+    assert "not on IV methylprednisolone" in summary
+    assert "without steroids" not in _text(kb, "C08")
+
+
+def test_c05_speaks_of_what_the_sources_measured(kb: KnowledgeBase) -> None:
+    """Progression, relapses and MRI, and the knowledge base's own choice to apply C5 widely."""
+    text = _text(kb, "C05")
+    assert "whatever the reason" not in text
+    assert "this knowledge base applies the conclusion to every clinical question" in text
+
+
+def test_c13b_lists_every_first_line_status(kb: KnowledgeBase) -> None:
+    summary = kb.rule("C13b").summary  # type: ignore[union-attr]
+    for word in ("suitable", "not tolerated", "contraindicated", "declined", "ineffective"):
+        assert word in summary
+
+
+def test_no_rule_calls_one_review_reviews(kb: KnowledgeBase) -> None:
+    """Rules that cite a single review never say "reviews" agree or recommend."""
+    for rule in (*kb.conclusions, *kb.cautions):
+        reviews = [e for e in rule.evidence if "review" in kb.evidence[e].design.value]
+        if len(reviews) <= 1:
+            assert "reviews" not in _text(kb, rule.id).lower(), rule.id
+
+
+def test_a_summary_speaks_of_breastfeeding_only_when_required(kb: KnowledgeBase) -> None:
+    """A summary mentions breastfeeding only in a rule that requires the patient to be."""
+    for rule in kb.conclusions:
+        if "breastfeed" in rule.summary.lower():
+            assert rule.when.get("breastfeeding") is not None, rule.id
+            assert rule.when["breastfeeding"].values == (True,), rule.id
+
+
+# --- what clinicians read: no internal labels ------------------------------------------------
+
+SEED004_RESULT = {"ms_phenotype": "RRMS", "acute_relapse": True, "on_iv_methylprednisolone": False}
+
+
+def _plain(rec: Recommendation) -> str:
+    out = io.StringIO()
+    Console(file=out, color_system=None, soft_wrap=True, markup=False).print(render_text(rec))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("form", ["text", "markdown", "card"])
+def test_clinician_output_shows_no_internal_identifiers(evaluator: Evaluator, form: str) -> None:
+    """C8 rests on the unattributed summary: its id and seed file never reach a clinician."""
+    rec = evaluator.evaluate(SEED004_RESULT)
+    assert [c.id for c in rec.citations] == ["seed004-summary"]
+    if form == "text":
+        shown = _plain(rec)
+    elif form == "markdown":
+        shown = render_markdown(rec)
+    else:
+        card = card_for(rec, service_id="s", hook_instance="h")
+        assert card is not None
+        shown = card["detail"] + card["summary"] + str(card["source"])
+    assert "PMID not shown in the source" in shown
+    for leak in ("seed004", "seed001", "no PubMed record", "(no PMID)", ".txt"):
+        assert leak not in shown
+
+
+@pytest.mark.parametrize("form", ["text", "markdown", "card"])
+def test_unused_facts_are_named_wherever_a_result_is_read(evaluator: Evaluator, form: str) -> None:
+    """An EDSS given is accepted, but the reader is told that no rule weighed it."""
+    rec = evaluator.evaluate({"ms_phenotype": "SPMS", "edss": 6.5})
+    assert rec.unused_facts == ("edss",)
+    if form == "text":
+        shown = _plain(rec)
+    elif form == "markdown":
+        shown = render_markdown(rec)
+    else:
+        card = card_for(rec, service_id="s", hook_instance="h")
+        assert card is not None
+        shown = card["detail"]
+        assert card["extension"]["org.ivig-cds"]["unusedFacts"] == ["edss"]
+    assert "Not used by this knowledge base: edss" in shown
+
+
+@pytest.mark.parametrize("form", ["text", "markdown", "card"])
+def test_not_graded_is_shown_for_conclusions_that_make_no_claim(
+    evaluator: Evaluator, form: str
+) -> None:
+    rec = evaluator.evaluate({"ms_phenotype": "RRMS", "sex": "male"})
+    assert rec.primary_rule == "C13b"
+    if form == "text":
+        shown = _plain(rec)
+    elif form == "markdown":
+        shown = render_markdown(rec)
+    else:
+        card = card_for(rec, service_id="s", hook_instance="h")
+        assert card is not None
+        shown = card["detail"]
+    assert "not graded" in shown
