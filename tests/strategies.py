@@ -46,6 +46,7 @@ def patients(draw: st.DrawFn) -> dict[str, Any]:
         "thromboembolic_risk_factors": draw(
             _maybe(st.lists(st.sampled_from(["obesity", "previous DVT", "smoking"]), max_size=3))
         ),
+        "other_dmt_in_use": draw(_maybe(st.booleans())),
         "edss": draw(_maybe(st.integers(0, 20).map(lambda i: i / 2))),
         "age_years": draw(_maybe(st.integers(0, 100))),
         "sex": sex,
@@ -85,8 +86,9 @@ def mixed_patients(n: int, seed: int = 7) -> list[dict[str, Any]]:
             "weeks_postpartum": pick(range(0, 105)) if pregnancy == "postpartum" else None,
             "breastfeeding": pick([True, False]) if sex != "male" else None,
             "thromboembolic_risk_factors": pick([[], ["obesity"], ["previous DVT", "smoking"]]),
+            "other_dmt_in_use": pick([True, False]),
             "edss": pick([i / 2 for i in range(21)]),
-            "age_years": pick(range(18, 90)),
+            "age_years": pick(range(12, 90)),
             "sex": sex,
         }
         out.append({k: v for k, v in data.items() if v is not None})

@@ -21,7 +21,7 @@ from ivig_cds import (
     Sex,
     Tier,
 )
-from ivig_cds._evaluate import _Durable, infer_question
+from ivig_cds._evaluate import _Durable, derived_facts, infer_question
 from ivig_cds._patient import known_fields, parse_patient
 from ivig_cds._reference import ReferenceMatcher
 
@@ -42,7 +42,7 @@ def engines(kb: KnowledgeBase) -> dict[str, tuple[_Durable, ReferenceMatcher]]:
 
 def _facts(data: dict[str, Any]) -> dict[str, object]:
     patient = parse_patient(data)
-    return {**known_fields(patient), "question": infer_question(patient).intended_use}
+    return {**known_fields(patient), **derived_facts(patient, infer_question(patient))}
 
 
 def _agree(engines: dict[str, tuple[_Durable, ReferenceMatcher]], facts: dict[str, object]) -> None:
@@ -78,7 +78,9 @@ def _raw_facts() -> st.SearchStrategy[dict[str, object]]:
     """Facts no validator vetted: every field from its domain, consistent or not."""
     domains: dict[str, st.SearchStrategy[Any]] = {
         "question": st.sampled_from(list(IntendedUse)),
+        "relapse_ongoing": st.booleans(),
         "acute_relapse": st.booleans(),
+        "other_dmt_in_use": st.booleans(),
         "on_iv_methylprednisolone": st.booleans(),
         "breastfeeding": st.booleans(),
         "weeks_postpartum": st.integers(0, 104),

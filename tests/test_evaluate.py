@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -18,9 +20,11 @@ from ivig_cds import (
     Recommendation,
     Tier,
     evaluate,
+    load_knowledge_base,
 )
 from ivig_cds._evaluate import Evaluator, infer_question
 
+from .conftest import REPO
 from .strategies import patients
 
 RRMS_INTOLERANT = {"ms_phenotype": "RRMS", "first_line_dmt": "not_tolerated", "sex": "female"}
@@ -191,3 +195,48 @@ def test_result_json_round_trips(data: dict[str, object]) -> None:
     """A result's JSON parses and re-validates to an equal result."""
     result = evaluate(data)
     assert Recommendation.model_validate(json.loads(result.model_dump_json())) == result
+
+
+@settings(max_examples=1_000, deadline=None)
+@given(patients())
+def test_spec_v2_invariants_hold_for_any_valid_patient(data: dict[str, object]) -> None:
+    """The postpartum bounds, K1, K8, K10 and unused facts, for every generated patient."""
+    result = evaluate(data)
+    fired = {f.rule_id for f in result.findings}
+    cautions = {c.rule_id for c in result.cautions}
+    weeks = data.get("weeks_postpartum")
+    if isinstance(weeks, int) and weeks > 52:
+        assert not fired & {"C10a", "C10b", "C10c"}
+    if isinstance(weeks, int) and weeks > 12 and data.get("breastfeeding") is not True:
+        assert not fired & {"C10a", "C10b", "C10c"}
+    assert ("K8" in cautions) == (result.tier is not Tier.NOT_APPLICABLE)
+    age = data.get("age_years")
+    assert ("K10" in cautions) == (isinstance(age, int) and age < 18)
+    if data.get("pregnancy_status") == "pregnant":
+        assert "K1" in cautions
+    assert set(result.unused_facts) <= {"edss"}
+    assert ("edss" in result.unused_facts) == ("edss" in data)
+    if isinstance(age, int) and age >= 55:
+        assert "pregnancy_status" not in result.missing_data
+
+
+def test_unused_facts_follow_the_loaded_rules(tmp_path: Path) -> None:
+    """`unused_facts` is computed: a knowledge base whose rule reads EDSS no longer lists it."""
+    rules, evidence = tmp_path / "rules", tmp_path / "evidence"
+    shutil.copytree(REPO / "rules", rules)
+    shutil.copytree(REPO / "evidence", evidence)
+    k7 = rules / "cautions" / "K7-uncontrolled-progressive-signal.yaml"
+    k7.write_text(
+        k7.read_text(encoding="utf-8").replace(
+            "  primary_rule: {in: [C05, C06]}",
+            "  primary_rule: {in: [C05, C06]}\n  edss: {at_least: 6}",
+        ),
+        encoding="utf-8",
+    )
+    edited = Evaluator(load_knowledge_base(rules, evidence))
+    patient = {"ms_phenotype": "SPMS", "edss": 6.5}
+    assert evaluate(patient).unused_facts == ("edss",)
+    result = edited.evaluate(patient)
+    assert result.unused_facts == ()
+    assert "K7" in {c.rule_id for c in result.cautions}
+    assert "K7" not in {c.rule_id for c in edited.evaluate({**patient, "edss": 5.5}).cautions}

@@ -742,7 +742,12 @@ def _rule_lines(kb: KnowledgeBase, rule: ConclusionRule | CautionRule) -> list[t
         citation = Citation.of(entry)
         lines.append((f"  - {evidence_id}: {cite(citation)} {citation.url or ''}".rstrip(), ""))
     if not rule.evidence:
-        lines.append(("  none (an indeterminate result makes no evidence claim)", ""))
+        why = (
+            "an indeterminate result makes no evidence claim"
+            if isinstance(rule, ConclusionRule)
+            else "it rests on the passages below"
+        )
+        lines.append((f"  none ({why})", ""))
     p = rule.provenance
     lines += [
         ("", ""),
