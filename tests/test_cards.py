@@ -125,3 +125,52 @@ def test_conflicts_appear_in_the_detail(evaluator: Evaluator) -> None:
         "**Conflicting data in the record (left unknown):**\n- A and B disagree" in card["detail"]
     )
     assert card["extension"][EXTENSION_KEY]["conflicts"] == 1
+
+
+# Knowledge base 2.0.0 (issue 9): each clinical change reaches the card a clinician sees.
+V2_CARDS = [
+    (  # postpartum no longer lasts for ever
+        {"ms_phenotype": "RRMS", "first_line_dmt": "suitable", "sex": "female",
+         "pregnancy_status": "postpartum", "weeks_postpartum": 100, "breastfeeding": False},
+        "not_first_line", "C01", [], ["K5", "K8"],
+    ),
+    (  # breastfeeding keeps C10 to week 52
+        {"ms_phenotype": "RRMS", "first_line_dmt": "suitable", "sex": "female",
+         "pregnancy_status": "postpartum", "weeks_postpartum": 20, "breastfeeding": True},
+        "second_line", "C10c", ["C01"], ["K2", "K3", "K4", "K5", "K8"],
+    ),
+    (  # the relapse finding is listed when long-term use is asked
+        {"ms_phenotype": "RRMS", "intended_use": "disease_modifying", "acute_relapse": True,
+         "on_iv_methylprednisolone": True, "first_line_dmt": "not_tolerated", "sex": "male"},
+        "second_line", "C02a", ["C07"], ["K2", "K3", "K4", "K5", "K6", "K8"],
+    ),
+    (  # pregnancy brings the thrombosis caution
+        {"ms_phenotype": "RRMS", "sex": "female", "pregnancy_status": "pregnant"},
+        "insufficient_evidence", "C11", ["C13b"], ["K1", "K5", "K8"],
+    ),
+    (  # CIS with therapy ineffective: very low certainty, diagnosis to review
+        {"ms_phenotype": "CIS", "first_line_dmt": "ineffective", "sex": "male", "age_years": 16,
+         "other_dmt_in_use": True},
+        "second_line", "C03b", [], ["K2", "K3", "K4", "K5", "K6", "K8", "K9", "K10"],
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", V2_CARDS)
+def test_knowledge_base_v2_reaches_the_card(
+    evaluator: Evaluator, case: tuple[dict[str, object], str, str, list[str], list[str]]
+) -> None:
+    """Tier, deciding rule, secondary findings and cautions as the card's audit extension."""
+    patient, tier, primary, secondary, cautions = case
+    card = card_for(evaluator.evaluate(patient), service_id="s", hook_instance="h")
+    assert card is not None
+    audit = card["extension"][EXTENSION_KEY]
+    assert (audit["tier"], audit["primaryRule"]) == (tier, primary)
+    assert [r["id"] for r in audit["rules"] if r["role"] == "secondary"] == secondary
+    assert audit["cautions"] == cautions
+    titles = {c.rule_id: c.title for c in evaluator.evaluate(patient).cautions}
+    for caution in cautions:
+        assert f"**{titles[caution]}:**" in card["detail"]
+    if primary == "C03b":
+        assert "review the diagnosis" in card["summary"]
+        assert "**Certainty of evidence:** very low." in card["detail"]

@@ -602,3 +602,46 @@ def test_serve_rejects_bad_issuer_options(spec: str, message: str) -> None:
     assert_clean(result)
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("patient", "primary", "secondary", "unused"),
+    [
+        (
+            "ms_phenotype: RRMS\nfirst_line_dmt: suitable\nsex: female\n"
+            "pregnancy_status: postpartum\nweeks_postpartum: 100\nbreastfeeding: false\n",
+            "C01", [], [],
+        ),
+        (
+            "ms_phenotype: RRMS\nintended_use: disease_modifying\nacute_relapse: true\n"
+            "on_iv_methylprednisolone: true\nfirst_line_dmt: declined\nsex: male\nedss: 3.0\n",
+            "C02a", ["C07"], ["edss"],
+        ),
+    ],
+)  # fmt: skip
+def test_evaluate_applies_knowledge_base_v2(
+    tmp_path: Path, patient: str, primary: str, secondary: list[str], unused: list[str]
+) -> None:
+    """Through the command line: postpartum bounded, relapse findings symmetric, unused facts."""
+    path = tmp_path / "patient.yaml"
+    path.write_text(patient, encoding="utf-8")
+    result = run("evaluate", "--format", "json", path)
+    assert_clean(result)
+    rec = json.loads(result.stdout)
+    assert rec["primary_rule"] == primary
+    assert [f["rule_id"] for f in rec["findings"] if f["role"] == "secondary"] == secondary
+    assert rec["unused_facts"] == unused
+    assert "K8" in [c["rule_id"] for c in rec["cautions"]]
+    text = run("evaluate", "--format", "text", path).stdout
+    assert ("Not used by this knowledge base: edss" in text) == bool(unused)
+
+
+def test_evaluate_rejects_the_relapse_question_for_a_patient_not_in_relapse(
+    tmp_path: Path,
+) -> None:
+    """Inconsistent input is refused, naming both fields, with exit code 1."""
+    path = tmp_path / "patient.yaml"
+    path.write_text("ms_phenotype: RRMS\nintended_use: acute_relapse\nacute_relapse: false\n")
+    result = run("evaluate", "--format", "json", path)
+    assert result.exit_code == 1
+    assert "intended_use: 'acute_relapse' contradicts acute_relapse false" in result.stderr
