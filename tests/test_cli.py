@@ -529,7 +529,7 @@ def test_fhir_and_web_modules_stay_unloaded(args: list[str]) -> None:
         "from ivig_cds._cli import main\n"
         f"sys.argv = ['ivig-cds', *{args!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = ('fastapi', 'uvicorn', 'fhir', 'ivig_cds._fhir', 'ivig_cds._service')\n"
+        "heavy = ('fastapi', 'uvicorn', 'fhir', 'ivig_cds.fhir', 'ivig_cds._service')\n"
         "print(sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in heavy[:3]))\n"
     )
     done = subprocess.run(

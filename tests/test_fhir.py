@@ -11,18 +11,16 @@ from typing import Any
 import pytest
 
 from ivig_cds import Evaluator, IvigCdsError, Tier
-from ivig_cds._fhir import (
-    FhirDataError,
-    evaluate_fhir,
-    ivig_orders,
-    patient_from_fhir,
-    resources_of,
-)
-from ivig_cds._fhir_codes import (
+from ivig_cds.fhir import (
     GROUP_VALUES,
     FhirCodeTableError,
+    FhirDataError,
     default_code_tables,
+    evaluate_fhir,
+    ivig_orders,
     load_code_tables,
+    patient_from_fhir,
+    resources_of,
 )
 
 REPO = Path(__file__).resolve().parents[1]

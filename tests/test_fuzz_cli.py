@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
 from ivig_cds._cli import app
-from ivig_cds._fhir import FhirDataError, evaluate_fhir
 from ivig_cds._patient_files import MAX_FHIR_BYTES, MAX_PATIENT_BYTES
 from ivig_cds._yaml import YamlProblem, parse_yaml
+from ivig_cds.fhir import FhirDataError, evaluate_fhir
 from tests.fuzz_strategies import (
     FIELDS,
     json_junk,

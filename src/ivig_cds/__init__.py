@@ -46,17 +46,17 @@ from ivig_cds._vocabulary import (
 
 if TYPE_CHECKING:
     from ivig_cds._batch import RecordEvaluator, evaluate_records
-    from ivig_cds._fhir import FhirDataError, FhirMapping, evaluate_fhir, patient_from_fhir
+    from ivig_cds.fhir import FhirDataError, FhirMapping, evaluate_fhir, patient_from_fhir
 
 __version__ = "0.1.0"
 
 # The FHIR adapter loads fhir.resources (slow to import) and batch loads process pools: each is
 # imported on first use only.
 _LAZY = {
-    "FhirDataError": "_fhir",
-    "FhirMapping": "_fhir",
-    "evaluate_fhir": "_fhir",
-    "patient_from_fhir": "_fhir",
+    "FhirDataError": "fhir",
+    "FhirMapping": "fhir",
+    "evaluate_fhir": "fhir",
+    "patient_from_fhir": "fhir",
     "RecordEvaluator": "_batch",
     "evaluate_records": "_batch",
 }

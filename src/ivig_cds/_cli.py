@@ -296,9 +296,9 @@ def _patient_runner(evaluator: Evaluator) -> Runner:
 
 def _fhir_runner(evaluator: Evaluator) -> Runner:
     try:
-        from ivig_cds._fhir import evaluate_fhir
+        from ivig_cds.fhir import evaluate_fhir
     except ModuleNotFoundError as exc:
-        if exc.name not in ("ivig_cds._fhir", "fhir", "fhir.resources"):
+        if exc.name not in ("ivig_cds.fhir", "fhir", "fhir.resources"):
             raise
         _fail(
             "--fhir is not available in this installation "

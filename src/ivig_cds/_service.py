@@ -34,8 +34,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ivig_cds._cards import card_for
 from ivig_cds._evaluate import Evaluator, default_evaluator
-from ivig_cds._fhir import FhirDataError, ivig_orders, patient_from_fhir, ref, resources_of
-from ivig_cds._fhir_codes import default_code_tables
+from ivig_cds.fhir import (
+    FhirDataError,
+    default_code_tables,
+    ivig_orders,
+    patient_from_fhir,
+    ref,
+    resources_of,
+)
 
 __all__ = ["MAX_BODY_BYTES", "SERVICES", "create_app", "run"]
 

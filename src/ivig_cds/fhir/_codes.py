@@ -1,4 +1,4 @@
-"""The code tables of the FHIR adapter, read from `fhir_codes/*.yaml` shipped in the package.
+"""The code tables of the FHIR adapter, read from `fhir/codes/*.yaml` shipped in the package.
 
 Codes are data, not code: each entry names its system, code, display, the value it maps to
 within its group, and where it was verified. This module only knows which groups exist and
@@ -117,16 +117,13 @@ def _normal(system: str, code: str) -> str:
 
 
 def load_code_tables(folder: str | Path | None = None) -> CodeTables:
-    """Read and validate every `*.yaml` in `folder` (default: the shipped `fhir_codes/`).
+    """Read and validate every `*.yaml` in `folder` (default: the shipped `fhir/codes/`).
 
     Raises:
         FhirCodeTableError: a file is not valid YAML, breaks the schema, or repeats a code.
     """
-    where = (
-        Path(folder)
-        if folder is not None
-        else Path(str(resources.files("ivig_cds"))) / "fhir_codes"
-    )
+    shipped = Path(str(resources.files("ivig_cds.fhir"))) / "codes"
+    where = Path(folder) if folder is not None else shipped
     files: dict[str, CodeFile] = {}
     for path in sorted(where.glob("*.yaml")):
         try:

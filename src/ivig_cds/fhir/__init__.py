@@ -1,0 +1,36 @@
+"""The FHIR R4 adapter: EHR records in, a `PatientContext` (and its provenance) out.
+
+Parsing (`_parse`) reads FHIR JSON with the `fhir.resources.R4B` models; the mapping
+(`_mapping`) runs one reader per part of the record (`_conditions`, `_medications`,
+`_observations`) over the code tables (`_codes`, data in `codes/*.yaml`); `_orders` reads CDS
+Hooks draft orders. The rest of the package uses only the names below.
+"""
+
+from ivig_cds.fhir._codes import (
+    GROUP_VALUES,
+    CodeTables,
+    FhirCodeTableError,
+    default_code_tables,
+    load_code_tables,
+)
+from ivig_cds.fhir._mapping import FhirMapping, evaluate_fhir, patient_from_fhir
+from ivig_cds.fhir._orders import ivig_orders
+from ivig_cds.fhir._parse import MAX_RESOURCES, FhirDataError, ref, resources_of
+from ivig_cds.fhir._record import FhirConflict
+
+__all__ = [
+    "GROUP_VALUES",
+    "MAX_RESOURCES",
+    "CodeTables",
+    "FhirCodeTableError",
+    "FhirConflict",
+    "FhirDataError",
+    "FhirMapping",
+    "default_code_tables",
+    "evaluate_fhir",
+    "ivig_orders",
+    "load_code_tables",
+    "patient_from_fhir",
+    "ref",
+    "resources_of",
+]
