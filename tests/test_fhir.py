@@ -44,7 +44,8 @@ def resource(bundle: dict[str, Any], rid: str) -> dict[str, Any]:
 
 
 def test_rrms_interferon_intolerant_maps_every_fact_it_states() -> None:
-    """RRMS with interferon stopped for intolerance gives phenotype, DMT status, age and sex."""
+    """RRMS with interferon stopped for intolerance and glatiramer acetate for an adverse
+    reaction: first-line therapy as a whole is not tolerated; age and sex map too."""
     mapping = patient_from_fhir(load("rrms-interferon-intolerant"), as_of=AS_OF)
     p = mapping.patient
     assert (p.ms_phenotype, p.first_line_dmt, p.sex, p.age_years) == (
@@ -55,7 +56,10 @@ def test_rrms_interferon_intolerant_maps_every_fact_it_states() -> None:
     )
     assert p.pregnancy_status is None and p.acute_relapse is None and p.edss is None
     assert mapping.sources["ms_phenotype"] == ("Condition/rrms-1",)
-    assert mapping.sources["first_line_dmt"] == ("MedicationStatement/ifn-1",)
+    assert mapping.sources["first_line_dmt"] == (
+        "MedicationStatement/ga-1",
+        "MedicationStatement/ifn-1",
+    )
     assert mapping.conflicts == () and mapping.ms_on_record
 
 
@@ -106,14 +110,15 @@ def test_resolved_diagnosis_is_ignored_and_noted() -> None:
 
 
 def test_two_phenotypes_conflict_naming_both_conditions() -> None:
-    """RRMS and SPMS Conditions leave the phenotype unknown and name both resources."""
+    """RRMS and PPMS Conditions leave the phenotype unknown and name both resources."""
     mapping = patient_from_fhir(load("phenotype-conflict"), as_of=AS_OF)
     assert mapping.patient.ms_phenotype is None
     (conflict,) = mapping.conflicts
     assert conflict.field == "ms_phenotype"
     assert conflict.resources == ("Condition/abc", "Condition/def")
     assert str(conflict) == (
-        "MS course conflict: Condition/abc (RRMS) and Condition/def (SPMS) name different courses"
+        "MS course conflict: Condition/abc (RRMS) and Condition/def (PPMS) name different courses"
+        " (primary progressive MS does not follow a relapsing course)"
     )
 
 
@@ -122,7 +127,7 @@ def test_evaluate_fhir_refuses_conflicting_data() -> None:
     with pytest.raises(FhirDataError) as caught:
         evaluate_fhir(load("phenotype-conflict"), as_of=AS_OF)
     assert isinstance(caught.value, ValueError) and isinstance(caught.value, IvigCdsError)
-    assert "Condition/abc (RRMS) and Condition/def (SPMS)" in str(caught.value)
+    assert "Condition/abc (RRMS) and Condition/def (PPMS)" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -164,11 +169,16 @@ def test_icd11_isolated_demyelinating_syndrome_maps_to_cis(evaluator: Evaluator)
 
 
 def test_unspecified_ms_marks_ms_on_record_without_a_phenotype() -> None:
-    """SNOMED 24700007 says MS is on record but leaves the course unknown."""
+    """SNOMED 24700007 says MS is on record but leaves the course unknown; an interferon
+    allergy alone leaves first-line therapy unknown, naming glatiramer acetate as open."""
     mapping = patient_from_fhir(load("cis-like-unspecified-ms-allergy"), as_of=AS_OF)
     assert mapping.ms_on_record and mapping.patient.ms_phenotype is None
-    assert mapping.patient.first_line_dmt == "not_tolerated"
-    assert mapping.sources["first_line_dmt"] == ("AllergyIntolerance/ai-ifn",)
+    assert mapping.patient.first_line_dmt is None
+    assert (
+        "first_line_dmt left unknown: interferon beta not tolerated (AllergyIntolerance/ai-ifn),"
+        " but glatiramer acetate is unaccounted for (never recorded, or stopped without a "
+        "reason); first-line therapy as a whole is judged over both classes"
+    ) in mapping.notes
 
 
 def test_active_interferon_with_no_intolerance_is_suitable() -> None:
@@ -203,7 +213,12 @@ def test_contained_medication_is_matched_by_ingredient() -> None:
         }
     ]
     statement["medicationReference"] = {"reference": "#med1"}
-    assert patient_from_fhir(bundle, as_of=AS_OF).patient.first_line_dmt == "not_tolerated"
+    mapping = patient_from_fhir(bundle, as_of=AS_OF)
+    assert mapping.patient.first_line_dmt == "not_tolerated"
+    assert mapping.sources["first_line_dmt"] == (
+        "MedicationStatement/ga-1",
+        "MedicationStatement/ifn-1",
+    )
 
 
 def test_iv_steroids_without_relapse_are_noted_not_used() -> None:
@@ -256,9 +271,13 @@ def test_prefetch_dictionary_with_nulls_and_operation_outcome_is_read() -> None:
 
 
 def test_single_resource_input_is_accepted() -> None:
-    """A lone Patient resource maps to sex and age and nothing else."""
-    p = patient_from_fhir(resource(load("spms"), "spms"), as_of=AS_OF).patient
-    assert p.sex == "female" and p.age_years == 60 and p.ms_phenotype is None
+    """A lone Patient resource maps to sex and age; with no MS code on record, not_ms."""
+    mapping = patient_from_fhir(resource(load("spms"), "spms"), as_of=AS_OF)
+    p = mapping.patient
+    assert p.sex == "female" and p.age_years == 60 and p.ms_phenotype == "not_ms"
+    assert "no MS diagnosis on record (0 Condition resources read): ms_phenotype is not_ms" in (
+        mapping.notes
+    )
 
 
 @pytest.mark.parametrize(
@@ -357,7 +376,7 @@ def _ahrq_files() -> list[Path]:
 @pytest.mark.skipif(not AHRQ.is_dir(), reason=f"shared AHRQ fixtures not found at {AHRQ}")
 @pytest.mark.parametrize("path", _ahrq_files(), ids=lambda p: p.stem)
 def test_ahrq_synthea_prefetch_maps_without_error_and_without_ms(path: Path) -> None:
-    """Real Synthea R4 prefetch parses with R4B models and shows no MS on record."""
+    """Real Synthea R4 prefetch parses with R4B models and shows no MS on record (not_ms)."""
     mapping = patient_from_fhir(json.loads(path.read_text())["prefetch"], as_of=AS_OF)
-    assert not mapping.ms_on_record and mapping.patient.ms_phenotype is None
+    assert not mapping.ms_on_record and mapping.patient.ms_phenotype == "not_ms"
     assert mapping.patient.sex in ("male", "female")

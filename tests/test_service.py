@@ -150,10 +150,10 @@ def test_ivig_order_while_first_line_suitable_warns(client: httpx.Client) -> Non
 def test_conflicting_phenotypes_give_indeterminate_card_naming_resources(
     client: httpx.Client,
 ) -> None:
-    """Two MS courses on record: an info card asking for the phenotype, listing the conflict."""
+    """RRMS and PPMS on record: an info card asking for the phenotype, listing the conflict."""
     (card,) = cards_of(client.post(PV, json=request_file("patient-view-phenotype-conflict")))
     assert card["indicator"] == "info"
-    assert "Condition/abc (RRMS) and Condition/def (SPMS)" in card["detail"]
+    assert "Condition/abc (RRMS) and Condition/def (PPMS)" in card["detail"]
 
 
 def test_postpartum_patient_uses_the_pinned_date(client: httpx.Client) -> None:

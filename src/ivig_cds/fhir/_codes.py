@@ -27,12 +27,25 @@ GROUP_VALUES: Mapping[str, frozenset[str]] = {
     "pregnancy_answer": frozenset({"pregnant", "not_pregnant", "unknown"}),
     "breastfeeding_answer": frozenset({"yes", "no"}),
     "medication": frozenset(
-        {"interferon_beta", "glatiramer_acetate", "methylprednisolone", "ivig"}
+        {"interferon_beta", "glatiramer_acetate", "other_dmt", "methylprednisolone", "ivig"}
     ),
     "route": frozenset({"intravenous"}),
-    "intolerance_reason": frozenset({"intolerance"}),
+    "stop_reason": frozenset({"not_tolerated", "ineffective"}),
     "delivery": frozenset({"delivery"}),
+    "other_indication": frozenset({"other_indication"}),
 }
+
+# ICD-10 and its national modifications: codes compare without their dot and case ("G35A" is
+# G35.A), and a five-character ICD-10-GM code belongs to its four-character parent.
+ICD10_SYSTEMS = frozenset(
+    {
+        "http://hl7.org/fhir/sid/icd-10",
+        "http://hl7.org/fhir/sid/icd-10-cm",
+        "http://fhir.de/CodeSystem/bfarm/icd-10-gm",
+        "http://fhir.de/CodeSystem/dimdi/icd-10-gm",
+    }
+)
+_ICD10_GM = ("http://fhir.de/CodeSystem/bfarm/icd-10-gm", "http://fhir.de/CodeSystem/dimdi/icd-10-gm")
 
 _Text = Annotated[str, Str(strip_whitespace=True, min_length=1, max_length=2000)]
 
@@ -102,18 +115,25 @@ class CodeTables:
                     index[key] = entry
 
     def lookup(self, group: str, system: str | None, code: str | None) -> CodeEntry | None:
+        """The entry of `group` for `system|code`, or None; see `ICD10_SYSTEMS`."""
         if system is None or code is None:
             return None
-        return self._index[group].get((system, _normal(system, code)))
+        index = self._index[group]
+        key = _normal(system, code)
+        found = index.get((system, key))
+        if found is None and system in _ICD10_GM and len(key) == 5:
+            found = index.get((system, key[:4]))
+        return found
 
     def entries(self, group: str) -> Iterator[CodeEntry]:
         yield from self._index[group].values()
 
 
 def _normal(system: str, code: str) -> str:
-    # ICD-10-CM codes are case-insensitive in practice ("g35.a"); other systems compare exactly.
+    # ICD-10 codes are case-insensitive in practice ("g35.a") and often sent without the dot
+    # ("G35A"); other systems compare exactly.
     code = code.strip()
-    return code.upper() if system == "http://hl7.org/fhir/sid/icd-10-cm" else code
+    return code.upper().replace(".", "") if system in ICD10_SYSTEMS else code
 
 
 def load_code_tables(folder: str | Path | None = None) -> CodeTables:

@@ -1,59 +1,160 @@
-"""Conditions: the MS course (`ms_phenotype`) and an ongoing relapse (`acute_relapse`)."""
+"""Conditions: the MS course (`ms_phenotype`) and an ongoing relapse (`acute_relapse`).
+
+Real records keep every diagnosis made over the years (MS, then CIS, RRMS, SPMS, all still
+active), so the course is read from the whole history: natural history orders the courses
+CIS → RRMS → SPMS, and the most advanced one on record wins; PPMS stands apart (with a
+relapsing course beside it, the record conflicts). A code of the MS family that the tables do
+not know is never dropped silently: it is reported, and the course is then left unknown,
+because it might name a later course than the ones that mapped.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
 
+from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.condition import Condition
 
-from ivig_cds.fhir._parse import ref
+from ivig_cds.fhir._codes import ICD10_SYSTEMS
+from ivig_cds.fhir._parse import ref, short
 from ivig_cds.fhir._record import Record, code_in
 
-_SPECIFIC_PHENOTYPES = ("CIS", "RRMS", "SPMS", "PPMS")
 _CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 _VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+_SNOMED = "http://snomed.info/sct"
+_ICD11 = "http://id.who.int/icd/release/11/mms"
+_RELAPSING_ORDER = ("CIS", "RRMS", "SPMS")  # the natural history of relapsing-onset MS
+# SNOMED CT concepts that name MS without diagnosing it in this patient.
+_NOT_A_DIAGNOSIS = ("family history", "suspected", "screening", "fh:", "history of", "at risk")
 
 
 def read_conditions(record: Record) -> None:
     """Set `ms_phenotype` and `acute_relapse` from confirmed, current Conditions."""
-    phenotypes: dict[str, list[str]] = defaultdict(list)
+    courses: dict[str, list[str]] = defaultdict(list)
+    unmapped: list[str] = []
     relapses: list[str] = []
+    mentioned = False  # any MS-family code at all, even one not used
     for condition in record.of(Condition):
         name = ref(condition)
         verification = code_in(condition.verificationStatus, _VERIFICATION)
-        if verification in ("refuted", "entered-in-error"):
-            continue
         diagnosis = record.match("ms_diagnosis", [condition.code])
         relapse = record.match("ms_relapse", [condition.code])
-        if not diagnosis and not relapse:
+        family = _unmapped_ms_codes(record, condition.code)
+        if verification in ("refuted", "entered-in-error") or not (diagnosis or relapse or family):
             continue
+        mentioned = True
         if verification in ("unconfirmed", "provisional", "differential"):
             record.notes.append(f"{name}: verificationStatus {verification}; not used")
             continue
         clinical = code_in(condition.clinicalStatus, _CLINICAL)
-        if diagnosis:
+        if diagnosis or family:
             if clinical in ("inactive", "resolved"):
                 record.notes.append(f"{name}: MS diagnosis is {clinical}; not used")
                 continue
             record.ms_refs.append(name)
-            values = {e.value for e in diagnosis} & set(_SPECIFIC_PHENOTYPES)
-            for value in values:
-                phenotypes[value].append(name)
+            if family:
+                record.unmapped.append(
+                    f"{name}: MS-family code {', '.join(family)} is not in the code tables"
+                )
+                unmapped.append(name)
+            for value in {str(e.value) for e in diagnosis}:
+                courses[value].append(name)
+        else:
+            record.ms_refs.append(name)  # a relapse of MS is MS on record
         if relapse and _relapse_ongoing(record, condition, clinical):
             relapses.append(name)
-    if len(phenotypes) == 1:
-        ((value, refs),) = phenotypes.items()
-        record.set("ms_phenotype", value, refs)
-    elif len(phenotypes) > 1:
-        refs = sorted({r for rs in phenotypes.values() for r in rs})
-        described = " and ".join(
-            f"{', '.join(sorted(set(rs)))} ({value})" for value, rs in sorted(phenotypes.items())
-        )
-        record.conflict(
-            "ms_phenotype", refs, f"MS course conflict: {described} name different courses"
-        )
+    if record.ms_refs:
+        _choose_course(record, courses, unmapped)
+    elif not mentioned:
+        _no_ms(record)
     if relapses:
         record.set("acute_relapse", True, relapses)
+
+
+def _no_ms(record: Record) -> None:
+    """No MS-family code anywhere in the record (not even one not used): not MS (C12)."""
+    conditions = sum(1 for _ in record.of(Condition))
+    record.set("ms_phenotype", "not_ms", [])
+    record.notes.append(
+        f"no MS diagnosis on record ({conditions} Condition resources read): "
+        "ms_phenotype is not_ms"
+    )
+
+
+def _choose_course(record: Record, courses: dict[str, list[str]], unmapped: list[str]) -> None:
+    """The course the whole history supports, or none, with the reason in the notes."""
+    named = {value: sorted(set(refs)) for value, refs in courses.items() if value != "unspecified"}
+    relapsing = [value for value in _RELAPSING_ORDER if value in named]
+    if "PPMS" in named and relapsing:
+        refs = sorted({r for rs in named.values() for r in rs})
+        described = " and ".join(
+            f"{', '.join(named[value])} ({value})" for value in [*relapsing, "PPMS"]
+        )
+        record.conflict(
+            "ms_phenotype",
+            refs,
+            f"MS course conflict: {described} name different courses (primary progressive MS "
+            "does not follow a relapsing course)",
+        )
+        return
+    if unmapped:
+        record.notes.append(
+            f"ms_phenotype left unknown: {', '.join(sorted(set(unmapped)))} carries an MS code "
+            "that is not in the code tables and may name a later course"
+        )
+        return
+    if "PPMS" in named:
+        record.set("ms_phenotype", "PPMS", named["PPMS"])
+        return
+    if not relapsing:
+        return  # MS on record, no course named
+    latest = relapsing[-1]
+    if latest == "CIS" and "unspecified" in courses:
+        record.notes.append(
+            f"ms_phenotype left unknown: {', '.join(sorted(set(courses['unspecified'])))} "
+            f"confirms MS beside the CIS diagnosis in {', '.join(named['CIS'])}, so the patient "
+            "is past CIS; no code names the course"
+        )
+        return
+    record.set("ms_phenotype", latest, named[latest])
+    if len(relapsing) > 1:
+        earlier = "; ".join(f"{', '.join(named[v])} ({v})" for v in relapsing[:-1])
+        record.notes.append(
+            f"ms_phenotype {latest} from {', '.join(named[latest])}: the most advanced course on "
+            f"record (CIS → RRMS → SPMS), whatever the dates; earlier courses still active: "
+            f"{earlier}"
+        )
+
+
+def _unmapped_ms_codes(record: Record, concept: CodeableConcept | None) -> list[str]:
+    """Codings that name MS but are not in the tables: ICD-10 G35*, ICD-11 8A40*, or a SNOMED
+    CT code whose display names multiple sclerosis (not a family history, suspicion or
+    screening concept). Other demyelinating diseases (NMOSD, ADEM, CIDP) do not match."""
+    found = []
+    for coding in _codings(concept):
+        if record.match("ms_diagnosis", [CodeableConcept(coding=[coding])]) or record.match(
+            "ms_relapse", [CodeableConcept(coding=[coding])]
+        ):
+            continue
+        system, code = coding.system or "", (coding.code or "").strip().upper()
+        display = (coding.display or "").lower()
+        if (
+            (system in ICD10_SYSTEMS and code.startswith("G35"))
+            or (system == _ICD11 and code.startswith("8A40"))
+            or (
+                system == _SNOMED
+                and "multiple sclerosis" in display
+                and not any(word in display for word in _NOT_A_DIAGNOSIS)
+            )
+        ):
+            found.append(f"{short(system)}|{short(coding.code or '')}")
+    return found
+
+
+def _codings(concept: CodeableConcept | None) -> Iterable[Any]:
+    return (concept.coding or ()) if concept is not None else ()
 
 
 def _relapse_ongoing(record: Record, condition: Condition, clinical: str | None) -> bool:

@@ -37,7 +37,9 @@ class FhirMapping:
         notes: resources that were read but deliberately not used, and why.
         unmapped: relevant resources whose codes are not in the code tables.
         sources: for each field that was set, the resources that set it.
-        ms_on_record: an MS-spectrum diagnosis (any course, or none named) is recorded.
+        ms_on_record: a current, confirmed MS-family diagnosis (any course, or none named, or
+            a code the tables do not know) is recorded. Without any MS-family code,
+            `patient.ms_phenotype` is `not_ms` ("no MS diagnosis on record").
     """
 
     patient: PatientContext
@@ -87,7 +89,7 @@ def patient_from_fhir(
         notes=tuple(record.notes),
         unmapped=tuple(record.unmapped),
         sources=dict(record.sources),
-        ms_on_record="ms_phenotype" in record.sources or bool(record.ms_refs),
+        ms_on_record=bool(record.ms_refs),
     )
 
 
