@@ -96,10 +96,18 @@ def test_postpartum_weeks_come_from_the_delivery_date() -> None:
 
 
 def test_old_delivery_and_stale_pregnancy_answer_leave_status_unknown() -> None:
-    """A year later, neither the delivery nor the old 'pregnant' observation says anything."""
-    mapping = patient_from_fhir(load("rrms-postpartum-breastfeeding"), as_of=dt.date(2028, 1, 1))
+    """Over two years later, neither the delivery nor the old 'pregnant' answer says anything."""
+    mapping = patient_from_fhir(load("rrms-postpartum-breastfeeding"), as_of=dt.date(2029, 1, 1))
     assert mapping.patient.pregnancy_status is None and mapping.patient.breastfeeding is None
-    assert any("older than 42 weeks" in n for n in mapping.notes)
+    assert any("a 'pregnant' answer older than 42 weeks; not used" in n for n in mapping.notes)
+
+
+def test_weeks_postpartum_are_reported_past_a_year_for_the_rules_to_bound() -> None:
+    """64 weeks after delivery the adapter still reports postpartum week 64 (the rules, not
+    the adapter, bound C10), while the 26-week-old breastfeeding answer has aged out."""
+    mapping = patient_from_fhir(load("rrms-postpartum-breastfeeding"), as_of=dt.date(2028, 1, 1))
+    p = mapping.patient
+    assert (p.pregnancy_status, p.weeks_postpartum, p.breastfeeding) == ("postpartum", 64, None)
 
 
 def test_resolved_diagnosis_is_ignored_and_noted() -> None:

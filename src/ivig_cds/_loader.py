@@ -22,6 +22,7 @@ from ivig_cds._evidence import EvidenceEntry, Outcome, SeedSource
 from ivig_cds._hints import did_you_mean
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._patient import short_repr
+from ivig_cds._record_windows import RECORD_WINDOWS_NAME
 from ivig_cds._rules import (
     CautionRule,
     Certainty,
@@ -82,7 +83,8 @@ def load_knowledge_base(
         raise KnowledgeBaseError(issues)
 
     manifest_file = rules_path / MANIFEST_NAME
-    rule_files = [f for f in _yaml_files(rules_path) if f != manifest_file]
+    not_rules = (manifest_file, rules_path / RECORD_WINDOWS_NAME)  # read by their own loaders
+    rule_files = [f for f in _yaml_files(rules_path) if f not in not_rules]
     evidence_files = _yaml_files(evidence_path)
 
     manifest = None

@@ -23,7 +23,7 @@ from ivig_cds._yaml import YamlProblem, parse_yaml
 GROUP_VALUES: Mapping[str, frozenset[str]] = {
     "ms_diagnosis": frozenset({"CIS", "RRMS", "SPMS", "PPMS", "unspecified"}),
     "ms_relapse": frozenset({"relapse"}),
-    "observation_kind": frozenset({"pregnancy_status", "breastfeeding", "edss"}),
+    "observation_kind": frozenset({"pregnancy_status", "breastfeeding", "edss", "due_date"}),
     "pregnancy_answer": frozenset({"pregnant", "not_pregnant", "unknown"}),
     "breastfeeding_answer": frozenset({"yes", "no"}),
     "medication": frozenset(
@@ -45,7 +45,10 @@ ICD10_SYSTEMS = frozenset(
         "http://fhir.de/CodeSystem/dimdi/icd-10-gm",
     }
 )
-_ICD10_GM = ("http://fhir.de/CodeSystem/bfarm/icd-10-gm", "http://fhir.de/CodeSystem/dimdi/icd-10-gm")
+_ICD10_GM = (
+    "http://fhir.de/CodeSystem/bfarm/icd-10-gm",
+    "http://fhir.de/CodeSystem/dimdi/icd-10-gm",
+)
 
 _Text = Annotated[str, Str(strip_whitespace=True, min_length=1, max_length=2000)]
 

@@ -78,8 +78,7 @@ def _no_ms(record: Record) -> None:
     conditions = sum(1 for _ in record.of(Condition))
     record.set("ms_phenotype", "not_ms", [])
     record.notes.append(
-        f"no MS diagnosis on record ({conditions} Condition resources read): "
-        "ms_phenotype is not_ms"
+        f"no MS diagnosis on record ({conditions} Condition resources read): ms_phenotype is not_ms"
     )
 
 

@@ -19,6 +19,7 @@ from ivig_cds._errors import InvalidPatientError
 from ivig_cds._evaluate import Evaluator, default_evaluator
 from ivig_cds._patient import PatientContext, parse_patient
 from ivig_cds._recommendation import Recommendation
+from ivig_cds._record_windows import RecordWindows
 from ivig_cds.fhir._codes import CodeTables, default_code_tables
 from ivig_cds.fhir._conditions import read_conditions
 from ivig_cds.fhir._medications import read_medications
@@ -55,6 +56,7 @@ def patient_from_fhir(
     *,
     as_of: dt.date | None = None,
     codes: CodeTables | None = None,
+    windows: RecordWindows | None = None,
 ) -> FhirMapping:
     """Map FHIR R4 data about one patient to a `PatientContext`.
 
@@ -63,6 +65,8 @@ def patient_from_fhir(
             dictionary of resources, Bundles or nulls.
         as_of: the evaluation date for age and recency; default today.
         codes: code tables to use; default the shipped `fhir/codes/`.
+        windows: how long dated answers count; default the shipped
+            `rules/record-windows.yaml`.
 
     Returns:
         The mapped patient with its conflicts, notes and provenance.
@@ -71,7 +75,9 @@ def patient_from_fhir(
         FhirDataError: the data is not FHIR R4 the adapter can read (its problems listed), or
             it describes more than one patient.
     """
-    record = Record(resources_of(data), as_of or dt.date.today(), codes or default_code_tables())
+    record = Record(
+        resources_of(data), as_of or dt.date.today(), codes or default_code_tables(), windows
+    )
     patient = _read_patient(record)
     read_conditions(record)
     read_medications(record)

@@ -143,9 +143,7 @@ def _first_line(record: Record, classes: dict[str, _Class]) -> None:
         values = sorted(set(excluded.values()), key=_REASON_ORDER.index)
         record.set("first_line_dmt", values[0], refs)
         if len(values) > 1:
-            described = "; ".join(
-                f"{_CLASSES[d]} {_words(r)}" for d, r in sorted(excluded.items())
-            )
+            described = "; ".join(f"{_CLASSES[d]} {_words(r)}" for d, r in sorted(excluded.items()))
             record.notes.append(
                 f"first_line_dmt {values[0]}: both first-line classes are excluded ({described}); "
                 f"the more cautious value is used"

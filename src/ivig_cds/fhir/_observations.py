@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 from fhir.resources.R4B.observation import Observation
@@ -10,18 +11,20 @@ from fhir.resources.R4B.procedure import Procedure
 from ivig_cds.fhir._parse import ref
 from ivig_cds.fhir._record import Dated, Record, date_of
 
-# How long a recorded status stays current. A pregnancy lasts at most about 42 weeks, so an
-# older "pregnant" answer says nothing about today; the same reasoning bounds breastfeeding and
-# the postpartum period the knowledge base speaks of (the rules do not define its end; 52 weeks
-# is the adapter's conservative choice and should be reviewed with the clinical lead).
-PREGNANCY_STATUS_VALID_WEEKS = 42
-BREASTFEEDING_STATUS_VALID_WEEKS = 26
-POSTPARTUM_WINDOW_WEEKS = 52
+# How long each answer counts is knowledge-base data (rules/record-windows.yaml, with reasons):
+# record.windows.
 
 
 def read_pregnancy_and_lactation(record: Record) -> None:
     """Set `pregnancy_status`, `weeks_postpartum` and `breastfeeding` from current answers."""
-    status = _current(record, "pregnancy_status", "pregnancy_answer", PREGNANCY_STATUS_VALID_WEEKS)
+    windows = record.windows
+    status = _current(
+        record,
+        "pregnancy_status",
+        "pregnancy_answer",
+        {"pregnant": windows.pregnant.weeks, "not_pregnant": windows.not_pregnant.weeks},
+    )
+    status = _before_due_date(record, status)
     delivery = _delivery(record)
     male = record.facts.get("sex") == "male"
     values = {d.value for d in status}
@@ -50,9 +53,8 @@ def read_pregnancy_and_lactation(record: Record) -> None:
             _male_conflict(record, "pregnancy_status", refs[0], "records a pregnancy")
         else:
             record.set("pregnancy_status", observed, refs)
-    feeding = _current(
-        record, "breastfeeding", "breastfeeding_answer", BREASTFEEDING_STATUS_VALID_WEEKS
-    )
+    weeks = windows.breastfeeding.weeks
+    feeding = _current(record, "breastfeeding", "breastfeeding_answer", {"yes": weeks, "no": weeks})
     answers = {d.value for d in feeding}
     feeding_refs = [d.source for d in feeding]
     if len(answers) > 1:
@@ -107,8 +109,9 @@ def _observations(record: Record, kind: str) -> Iterator[Observation]:
             yield observation
 
 
-def _current(record: Record, kind: str, answers: str, weeks: int) -> list[Dated]:
-    """The latest answers to an Observation kind within `weeks` of the evaluation date."""
+def _current(record: Record, kind: str, answers: str, weeks_for: dict[str, int]) -> list[Dated]:
+    """The latest answers to an Observation kind, each within its own window of weeks before
+    the evaluation date (a negative answer ages faster than a positive one)."""
     dated: list[Dated] = []
     for observation in _observations(record, kind):
         name = ref(observation)
@@ -126,14 +129,45 @@ def _current(record: Record, kind: str, answers: str, weeks: int) -> list[Dated]
         if when is None or when > record.as_of:
             record.notes.append(f"{name}: no usable effective date; not used")
             continue
-        if (record.as_of - when).days > weeks * 7:
-            record.notes.append(f"{name}: older than {weeks} weeks; not used")
-            continue
-        dated.extend(Dated(v, when, name) for v in values if v != "unknown")
+        for value in sorted(str(v) for v in values if v != "unknown"):
+            weeks = weeks_for[value]
+            if (record.as_of - when).days > weeks * 7:
+                record.notes.append(
+                    f"{name}: a '{value}' answer older than {weeks} weeks; not used"
+                )
+            else:
+                dated.append(Dated(value, when, name))
     if not dated:
         return []
     latest = max(d.when for d in dated if d.when is not None)
     return [d for d in dated if d.when == latest]
+
+
+def _before_due_date(record: Record, status: list[Dated]) -> list[Dated]:
+    """Drop a 'pregnant' answer once the recorded due date (LOINC 11778-8) has passed."""
+    if not any(d.value == "pregnant" for d in status):
+        return status
+    due: Dated | None = None
+    for observation in _observations(record, "due_date"):
+        value = date_of(observation.valueDateTime)
+        recorded = date_of(observation.effectiveDateTime, observation.issued) or value
+        if value is None:
+            record.notes.append(f"{ref(observation)}: due date without a date value; not used")
+            continue
+        if due is None or (recorded, value) > (due.when, due.value):
+            due = Dated(value, recorded, ref(observation))
+    if due is None or not isinstance(due.value, dt.date) or due.value >= record.as_of:
+        return status
+    kept = []
+    for answer in status:
+        if answer.value == "pregnant" and answer.when is not None and answer.when <= due.value:
+            record.notes.append(
+                f"{answer.source}: 'pregnant' answer not used after the due date recorded in "
+                f"{due.source}"
+            )
+        else:
+            kept.append(answer)
+    return kept
 
 
 def _male_conflict(record: Record, name: str, source: str, what: str) -> None:
@@ -157,7 +191,7 @@ def _delivery(record: Record) -> Dated | None:
         if when is None or when > record.as_of:
             record.notes.append(f"{name}: delivery without a usable date; not used")
             continue
-        if (record.as_of - when).days > POSTPARTUM_WINDOW_WEEKS * 7:
+        if (record.as_of - when).days > record.windows.postpartum.weeks * 7:
             continue  # an old delivery says nothing about now
         if latest is None or when > latest.when:  # type: ignore[operator]
             latest = Dated("delivery", when, name)

@@ -5,6 +5,7 @@ conflicts, notes and unmapped resources."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,15 @@ from fhir.resources.R4B.medication import Medication
 from fhir.resources.R4B.reference import Reference
 from fhir.resources.R4B.resource import Resource
 
+from ivig_cds._loader import default_dirs
+from ivig_cds._record_windows import RECORD_WINDOWS_NAME, RecordWindows, load_record_windows
 from ivig_cds.fhir._codes import CodeEntry, CodeTables
+
+
+@functools.cache
+def default_record_windows() -> RecordWindows:
+    """The shipped knowledge base's `record-windows.yaml`, read once."""
+    return load_record_windows(default_dirs()[0] / RECORD_WINDOWS_NAME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +50,17 @@ class Dated:
 class Record:
     """The resources of one patient and the facts read from them so far."""
 
-    def __init__(self, resources: list[Resource], as_of: dt.date, codes: CodeTables) -> None:
+    def __init__(
+        self,
+        resources: list[Resource],
+        as_of: dt.date,
+        codes: CodeTables,
+        windows: RecordWindows | None = None,
+    ) -> None:
         self.resources = resources
         self.as_of = as_of
         self.codes = codes
+        self.windows = windows or default_record_windows()
         self.facts: dict[str, object] = {}
         self.sources: dict[str, tuple[str, ...]] = {}
         self.conflicts: list[FhirConflict] = []
