@@ -229,9 +229,7 @@ BAD_REQUESTS = [
             "POST",
             "/cds-services/ivig-ms-order-sign",
             b'{"hook": "order-sign", "hookInstance": "x", "context": {"patientId": "1",'
-            b' "draftOrders": {"resourceType": "Bundle", "type": "collection",'
-            b' "entry": [{"resource": {"resourceType": "MedicationRequest",'
-            b' "status": "bogus"}}]}}}',
+            b' "draftOrders": [{"resourceType": "MedicationRequest"}]}}',
             JSON,
             400,
             "not a usable FHIR Bundle",

@@ -35,12 +35,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ivig_cds._cards import card_for
 from ivig_cds._evaluate import Evaluator, default_evaluator
 from ivig_cds.fhir import (
+    DraftOrder,
     FhirDataError,
     default_code_tables,
-    ivig_orders,
     patient_from_fhir,
-    ref,
-    resources_of,
+    read_draft_orders,
 )
 
 __all__ = ["MAX_BODY_BYTES", "SERVICES", "create_app", "run"]
@@ -476,11 +475,12 @@ class _CdsHooks:
         if not isinstance(patient_id, str) or not patient_id:
             raise ApiError(400, "context.patientId is required")
         order: str | None = None
+        question: str | None = None
         if service.hook != "patient-view":
             orders = _ivig_draft_orders(hook.context, service.hook)
             if not orders:
                 return {"cards": []}
-            order = orders[0]
+            order, question = orders[0].reference, orders[0].question
         prefetch = await _gather(hook, patient_id, self.templates, self.fhir_server)
         try:
             mapping = patient_from_fhir(prefetch, as_of=self.today())
@@ -488,7 +488,10 @@ class _CdsHooks:
             raise ApiError(400, "the prefetch holds unusable FHIR data", exc.problems) from None
         if not mapping.ms_on_record:
             return {"cards": []}
-        recommendation = await run_in_threadpool(self.engine.evaluate, mapping.patient)
+        patient = mapping.patient
+        if question is not None and patient.intended_use is None:  # the order's reason asks it
+            patient = patient.model_copy(update={"intended_use": question})
+        recommendation = await run_in_threadpool(self.engine.evaluate, patient)
         card = card_for(
             recommendation,
             service_id=service.id,
@@ -557,23 +560,23 @@ def _validated(model: type[_M], data: object) -> _M:
         ) from None
 
 
-def _ivig_draft_orders(context: Mapping[str, Any], hook: str) -> list[str]:
-    """References of the IVIG MedicationRequests in `draftOrders` (for order-select, selected)."""
+def _ivig_draft_orders(context: Mapping[str, Any], hook: str) -> list[DraftOrder]:
+    """The IVIG MedicationRequests in `draftOrders` (for order-select, selected), read
+    leniently; orders whose reason names a non-MS indication get no MS card."""
     drafts = context.get("draftOrders")
     if drafts is None:
         raise ApiError(400, f"context.draftOrders is required for {hook}")
     try:
-        resources = resources_of(drafts)
+        found = [o for o in read_draft_orders(drafts).ivig if not o.other_indication]
     except FhirDataError as exc:
         raise ApiError(
             400, "context.draftOrders is not a usable FHIR Bundle", exc.problems
         ) from None
-    found = [ref(r) for r in ivig_orders(resources)]
     selections = context.get("selections")
     if hook == "order-select" and isinstance(selections, list) and selections:
         chosen = {s for s in selections if isinstance(s, str)}
-        found = [r for r in found if r in chosen]
-    return sorted(found)
+        found = [o for o in found if o.reference in chosen]
+    return sorted(found, key=lambda o: o.reference)
 
 
 async def _gather(

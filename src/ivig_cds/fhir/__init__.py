@@ -3,7 +3,7 @@
 Parsing (`_parse`) reads FHIR JSON with the `fhir.resources.R4B` models; the mapping
 (`_mapping`) runs one reader per part of the record (`_conditions`, `_medications`,
 `_observations`) over the code tables (`_codes`, data in `codes/*.yaml`); `_orders` reads CDS
-Hooks draft orders. The rest of the package uses only the names below.
+Hooks draft orders leniently. The rest of the package uses only the names below.
 """
 
 from ivig_cds.fhir._codes import (
@@ -14,7 +14,7 @@ from ivig_cds.fhir._codes import (
     load_code_tables,
 )
 from ivig_cds.fhir._mapping import FhirMapping, evaluate_fhir, patient_from_fhir
-from ivig_cds.fhir._orders import ivig_orders
+from ivig_cds.fhir._orders import DraftOrder, DraftOrders, ivig_orders, read_draft_orders
 from ivig_cds.fhir._parse import MAX_RESOURCES, FhirDataError, ref, resources_of
 from ivig_cds.fhir._record import FhirConflict
 
@@ -22,6 +22,8 @@ __all__ = [
     "GROUP_VALUES",
     "MAX_RESOURCES",
     "CodeTables",
+    "DraftOrder",
+    "DraftOrders",
     "FhirCodeTableError",
     "FhirConflict",
     "FhirDataError",
@@ -31,6 +33,7 @@ __all__ = [
     "ivig_orders",
     "load_code_tables",
     "patient_from_fhir",
+    "read_draft_orders",
     "ref",
     "resources_of",
 ]
