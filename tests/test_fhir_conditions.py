@@ -1,0 +1,166 @@
+"""The MS course from a whole record: natural history, conflicts, no silent drop, not MS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from ivig_cds import Evaluator, Tier
+from ivig_cds.fhir import evaluate_fhir, patient_from_fhir
+from tests.fhir_records import (
+    ICD10CM,
+    ICD10GM,
+    MS_SCT,
+    PPMS_SCT,
+    RRMS_SCT,
+    SCT,
+    SPMS_SCT,
+    bundle,
+    condition,
+)
+
+AS_OF = dt.date(2026, 11, 22)
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "fhir"
+CIS_ICD11 = ("http://id.who.int/icd/release/11/mms", "8A41", "Isolated demyelinating syndromes")
+
+
+def test_a_decade_of_active_course_diagnoses_reads_as_its_most_advanced_course(
+    evaluator: Evaluator,
+) -> None:
+    """MS, CIS, RRMS, SPMS (dotless ICD-10-CM G35C1) all still active, RRMS re-entered after
+    the SPMS diagnosis: the patient is SPMS, never RRMS, and the choice is explained."""
+    data = json.loads((EXAMPLES / "spms-decade-history.json").read_text())
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.ms_phenotype == "SPMS"
+    assert mapping.sources["ms_phenotype"] == ("Condition/spms-2023",)
+    assert mapping.conflicts == () and mapping.unmapped == ()
+    assert (
+        "ms_phenotype SPMS from Condition/spms-2023: the most advanced course on record "
+        "(CIS → RRMS → SPMS), whatever the dates; earlier courses still active: "
+        "Condition/cis-2014 (CIS); Condition/rrms-2015, Condition/rrms-2025 (RRMS)"
+    ) in mapping.notes
+    result = evaluator.evaluate(mapping.patient)
+    assert (result.tier, result.primary_rule) == (Tier.NOT_RECOMMENDED, "C05")
+
+
+@pytest.mark.parametrize(
+    ("code", "course"),
+    [("G35A", "RRMS"), ("G35C1", "SPMS"), ("g35b0", "PPMS"), ("G35.C2", "SPMS"), ("G35D", None)],
+)
+def test_icd10cm_codes_map_with_or_without_the_dot(code: str, course: str | None) -> None:
+    """ICD-10-CM as EHRs send it (dotless, any case) maps to the same course as the dotted code."""
+    data = bundle(condition("c", ICD10CM, code, "multiple sclerosis"))
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.ms_phenotype == course and mapping.ms_on_record
+
+
+def test_icd10gm_five_character_code_belongs_to_its_parent_course() -> None:
+    """ICD-10-GM G35.11 is a G35.1 (predominantly relapsing course): RRMS."""
+    data = bundle(condition("c", ICD10GM, "G35.11", "Multiple Sklerose, schubförmig"))
+    assert patient_from_fhir(data, as_of=AS_OF).patient.ms_phenotype == "RRMS"
+
+
+def test_a_national_course_code_not_in_the_tables_is_reported_and_blocks_the_earlier_course(
+    evaluator: Evaluator,
+) -> None:
+    """RRMS plus an ICD-10-GM secondary-chronic code (G35.30) the tables cannot verify: the
+    code is listed as unmapped and the course is unknown (indeterminate), never RRMS."""
+    data = bundle(
+        condition("rrms", *RRMS_SCT, recorded="2016-03-01"),
+        condition("gm", ICD10GM, "G35.30", "MS sekundär-chronisch", recorded="2024-05-01"),
+    )
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.ms_phenotype is None and mapping.ms_on_record
+    assert mapping.unmapped == (
+        "Condition/gm: MS-family code http://fhir.de/CodeSystem/bfarm/icd-10-gm|G35.30 is not in "
+        "the code tables",
+    )
+    assert (
+        "ms_phenotype left unknown: Condition/gm carries an MS code that is not in the code "
+        "tables and may name a later course"
+    ) in mapping.notes
+    assert evaluator.evaluate(mapping.patient).tier is Tier.INDETERMINATE
+
+
+def test_a_snomed_code_naming_ms_is_never_dropped_silently() -> None:
+    """SNOMED 230373008 (chronic progressive MS, course ambiguous) is reported by its display."""
+    data = bundle(
+        condition("rrms", *RRMS_SCT),
+        condition("cp", SCT, "230373008", "Chronic progressive multiple sclerosis"),
+    )
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.ms_phenotype is None
+    assert mapping.unmapped == (
+        "Condition/cp: MS-family code http://snomed.info/sct|230373008 is not in the code tables",
+    )
+
+
+@pytest.mark.parametrize(
+    "display", ["Family history of multiple sclerosis", "Suspected multiple sclerosis"]
+)
+def test_family_history_and_suspicion_are_not_ms(display: str) -> None:
+    """Concepts that mention MS without diagnosing it are not MS family: not_ms, nothing unmapped."""
+    mapping = patient_from_fhir(bundle(condition("x", SCT, "000", display)), as_of=AS_OF)
+    assert mapping.patient.ms_phenotype == "not_ms" and mapping.unmapped == ()
+
+
+def test_progressive_relapsing_ms_is_ppms() -> None:
+    """PRMS (SNOMED 230374002) is PPMS under the 2013 course definitions."""
+    data = bundle(condition("prms", SCT, "230374002", "Progressive relapsing multiple sclerosis"))
+    assert patient_from_fhir(data, as_of=AS_OF).patient.ms_phenotype == "PPMS"
+
+
+def test_ppms_with_a_relapsing_course_is_a_listed_conflict() -> None:
+    """PPMS beside SPMS is a conflict naming both resources; the course stays unknown."""
+    data = bundle(condition("pp", *PPMS_SCT), condition("sp", *SPMS_SCT))
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.ms_phenotype is None
+    assert [str(c) for c in mapping.conflicts] == [
+        "MS course conflict: Condition/sp (SPMS) and Condition/pp (PPMS) name different courses "
+        "(primary progressive MS does not follow a relapsing course)"
+    ]
+
+
+def test_confirmed_ms_beside_cis_means_past_cis_course_unknown() -> None:
+    """A confirmed MS diagnosis next to CIS: no longer CIS, course unknown, explained."""
+    data = bundle(condition("cis", *CIS_ICD11), condition("ms", *MS_SCT))
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.ms_phenotype is None
+    assert any("so the patient is past CIS" in n for n in mapping.notes)
+
+
+def test_cis_alone_stays_cis() -> None:
+    """CIS with no other MS diagnosis is CIS."""
+    data = bundle(condition("cis", *CIS_ICD11))
+    assert patient_from_fhir(data, as_of=AS_OF).patient.ms_phenotype == "CIS"
+
+
+def test_other_demyelinating_diseases_are_not_ms(evaluator: Evaluator) -> None:
+    """CIDP and NMOSD on record, no MS code: not_ms, C12 not_applicable, explained."""
+    data = bundle(
+        condition("cidp", ICD10CM, "G61.81", "Chronic inflammatory demyelinating polyneuritis"),
+        condition("nmo", ICD10CM, "G36.0", "Neuromyelitis optica [Devic]"),
+    )
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.ms_phenotype == "not_ms" and not mapping.ms_on_record
+    assert "no MS diagnosis on record (2 Condition resources read): ms_phenotype is not_ms" in (
+        mapping.notes
+    )
+    result = evaluate_fhir(data, evaluator=evaluator, as_of=AS_OF)
+    assert (result.tier, result.primary_rule) == (Tier.NOT_APPLICABLE, "C12")
+
+
+def test_a_provisional_ms_diagnosis_is_not_no_ms() -> None:
+    """Suspected (provisional) MS is not used, but it is not 'no MS' either: course unknown."""
+    data = bundle(condition("ms", *RRMS_SCT, verification="provisional"))
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.ms_phenotype is None and not mapping.ms_on_record
+
+
+def test_ms_without_a_course_stays_indeterminate(evaluator: Evaluator) -> None:
+    """MS on record with no course named is indeterminate (C13a), not not_applicable."""
+    result = evaluate_fhir(bundle(condition("ms", *MS_SCT)), evaluator=evaluator, as_of=AS_OF)
+    assert (result.tier, result.primary_rule) == (Tier.INDETERMINATE, "C13a")

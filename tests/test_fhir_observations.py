@@ -1,0 +1,96 @@
+"""Dated answers age by what they say; the windows are knowledge-base data with reasons."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from ivig_cds import KnowledgeBaseError
+from ivig_cds._record_windows import load_record_windows
+from ivig_cds.fhir import patient_from_fhir
+from tests.fhir_records import RRMS_SCT, bundle, condition, observation
+
+AS_OF = dt.date(2026, 11, 22)
+REPO = Path(__file__).resolve().parents[1]
+PREGNANCY = "82810-3"
+PREGNANT, NOT_PREGNANT = "LA15173-0", "LA26683-5"
+DUE_DATE = "11778-8"
+
+
+@pytest.mark.parametrize(("days_ago", "status"), [(27, "not_pregnant"), (29, None)])
+def test_a_not_pregnant_answer_counts_for_four_weeks(days_ago: int, status: str | None) -> None:
+    """'Not pregnant' recorded 27 days ago holds; 29 days ago it says nothing about today."""
+    when = (AS_OF - dt.timedelta(days=days_ago)).isoformat()
+    data = bundle(
+        condition("rrms", *RRMS_SCT), observation("o", PREGNANCY, when, answer=NOT_PREGNANT)
+    )
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.pregnancy_status == status
+    if status is None:
+        assert "Observation/o: a 'not_pregnant' answer older than 4 weeks; not used" in (
+            mapping.notes
+        )
+
+
+def test_a_pregnant_answer_still_counts_after_four_weeks() -> None:
+    """'Pregnant' recorded 20 weeks ago still holds (its window is 42 weeks)."""
+    when = (AS_OF - dt.timedelta(weeks=20)).isoformat()
+    data = bundle(condition("rrms", *RRMS_SCT), observation("o", PREGNANCY, when, answer=PREGNANT))
+    assert patient_from_fhir(data, as_of=AS_OF).patient.pregnancy_status == "pregnant"
+
+
+def test_a_pregnancy_ends_at_the_recorded_due_date() -> None:
+    """'Pregnant' 30 weeks ago with a due date 2 weeks ago: the answer no longer counts."""
+    data = bundle(
+        condition("rrms", *RRMS_SCT),
+        observation("preg", PREGNANCY, "2026-04-27", answer=PREGNANT),
+        observation("edd", DUE_DATE, "2026-04-27", value_date="2026-11-08"),
+    )
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.pregnancy_status is None
+    assert (
+        "Observation/preg: 'pregnant' answer not used after the due date recorded in "
+        "Observation/edd"
+    ) in mapping.notes
+
+
+def test_a_due_date_still_ahead_keeps_the_pregnancy() -> None:
+    """A due date in the future leaves the 'pregnant' answer standing."""
+    data = bundle(
+        condition("rrms", *RRMS_SCT),
+        observation("preg", PREGNANCY, "2026-10-01", answer=PREGNANT),
+        observation("edd", DUE_DATE, "2026-10-01", value_date="2027-04-20"),
+    )
+    assert patient_from_fhir(data, as_of=AS_OF).patient.pregnancy_status == "pregnant"
+
+
+def test_shipped_windows_give_every_figure_a_reason() -> None:
+    """rules/record-windows.yaml loads; its figures are the documented ones."""
+    windows = load_record_windows(REPO / "rules" / "record-windows.yaml")
+    assert [(name, w.weeks) for name, w in windows.rows()] == [
+        ("pregnant", 42),
+        ("not_pregnant", 4),
+        ("breastfeeding", 26),
+        ("postpartum", 104),
+    ]
+
+
+def test_a_bad_windows_file_fails_with_its_line_and_column(tmp_path: Path) -> None:
+    """A misspelled window and a figure out of range are both reported with positions."""
+    path = tmp_path / "record-windows.yaml"
+    path.write_text(
+        "windows:\n"
+        "  pregnant: {weeks: 42, reason: A pregnancy lasts at most about 42 weeks.}\n"
+        "  not_pregnant: {weeks: 400, reason: A negative answer ages within a cycle.}\n"
+        "  breastfeeding: {weeks: 26, reason: Breastfeeding status changes over months.}\n"
+        "  postpartm: {weeks: 104, reason: The rules bound the postpartum period.}\n"
+    )
+    with pytest.raises(KnowledgeBaseError) as caught:
+        load_record_windows(path)
+    assert [str(i).removeprefix(str(path)) for i in caught.value.issues] == [
+        ":3:18: windows.not_pregnant.weeks: Input should be less than or equal to 104",
+        ":1:1: windows.postpartum: required field is missing",
+        ":5:3: windows.postpartm: unknown field",
+    ]
