@@ -407,12 +407,14 @@ def test_evidence_show_unknown_id_is_a_usage_error() -> None:
 
 
 def test_validate_reports_counts_version_and_hash(kb: KnowledgeBase) -> None:
-    """`validate` on the shipped knowledge base prints one OK line and exits 0."""
+    """`validate` on the shipped knowledge base prints its OK lines and exits 0."""
     result = run("validate")
     assert result.exit_code == 0
     assert result.stdout == (
         f"knowledge base OK: {len(kb.conclusions)} conclusions, {len(kb.cautions)} cautions, "
         f"{len(kb.evidence)} evidence entries (version {kb.version}, {kb.content_hash})\n"
+        "record windows OK: pregnant 42 weeks, not_pregnant 4 weeks, breastfeeding 26 weeks, "
+        "postpartum 104 weeks\n"
     )
 
 

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
-from ivig_cds import KnowledgeBaseError
-from ivig_cds._record_windows import load_record_windows
 from ivig_cds.fhir import patient_from_fhir
 from tests.fhir_records import RRMS_SCT, bundle, condition, observation
 
 AS_OF = dt.date(2026, 11, 22)
-REPO = Path(__file__).resolve().parents[1]
 PREGNANCY = "82810-3"
 PREGNANT, NOT_PREGNANT = "LA15173-0", "LA26683-5"
 DUE_DATE = "11778-8"
@@ -64,33 +60,3 @@ def test_a_due_date_still_ahead_keeps_the_pregnancy() -> None:
         observation("edd", DUE_DATE, "2026-10-01", value_date="2027-04-20"),
     )
     assert patient_from_fhir(data, as_of=AS_OF).patient.pregnancy_status == "pregnant"
-
-
-def test_shipped_windows_give_every_figure_a_reason() -> None:
-    """rules/record-windows.yaml loads; its figures are the documented ones."""
-    windows = load_record_windows(REPO / "rules" / "record-windows.yaml")
-    assert [(name, w.weeks) for name, w in windows.rows()] == [
-        ("pregnant", 42),
-        ("not_pregnant", 4),
-        ("breastfeeding", 26),
-        ("postpartum", 104),
-    ]
-
-
-def test_a_bad_windows_file_fails_with_its_line_and_column(tmp_path: Path) -> None:
-    """A misspelled window and a figure out of range are both reported with positions."""
-    path = tmp_path / "record-windows.yaml"
-    path.write_text(
-        "windows:\n"
-        "  pregnant: {weeks: 42, reason: A pregnancy lasts at most about 42 weeks.}\n"
-        "  not_pregnant: {weeks: 400, reason: A negative answer ages within a cycle.}\n"
-        "  breastfeeding: {weeks: 26, reason: Breastfeeding status changes over months.}\n"
-        "  postpartm: {weeks: 104, reason: The rules bound the postpartum period.}\n"
-    )
-    with pytest.raises(KnowledgeBaseError) as caught:
-        load_record_windows(path)
-    assert [str(i).removeprefix(str(path)) for i in caught.value.issues] == [
-        ":3:18: windows.not_pregnant.weeks: Input should be less than or equal to 104",
-        ":1:1: windows.postpartum: required field is missing",
-        ":5:3: windows.postpartm: unknown field",
-    ]

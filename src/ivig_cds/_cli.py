@@ -44,6 +44,7 @@ from ivig_cds._patient_files import (
     read_patient,
 )
 from ivig_cds._recommendation import PUBMED, Citation, Recommendation
+from ivig_cds._record_windows import RECORD_WINDOWS_NAME, RecordWindows, load_record_windows
 from ivig_cds._rules import CautionRule, ConclusionRule
 from ivig_cds._trace import to_csv, to_json, to_markdown, trace_matrix
 
@@ -692,6 +693,30 @@ def _list_rules(kb: KnowledgeBase) -> None:
     _table(["id", "kind", "tier", "questions", "precedence", "certainty", "title"], rows)
 
 
+@rules_app.command("windows")
+def rules_windows(ctx: typer.Context, rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
+    """List the record windows the FHIR adapter applies to dated answers, with their reasons."""
+    kb = _load(*_dirs(ctx, rules, evidence))
+    windows = _record_windows(kb)
+    if windows is None:
+        _fail(f"no {RECORD_WINDOWS_NAME} in {kb.rules_dir}; the FHIR adapter uses the shipped one")
+    _table(
+        ["window", "weeks", "reason"],
+        [[name, str(w.weeks), w.reason] for name, w in windows.rows()],
+    )
+
+
+def _record_windows(kb: KnowledgeBase) -> RecordWindows | None:
+    """The knowledge base's record windows, None if it has none, or exit 1 listing problems."""
+    path = kb.rules_dir / RECORD_WINDOWS_NAME
+    if not path.is_file():
+        return None
+    try:
+        return load_record_windows(path)
+    except KnowledgeBaseError as exc:
+        _fail(f"{RECORD_WINDOWS_NAME} is invalid:", [str(issue) for issue in exc.issues])
+
+
 @rules_app.command("show")
 def rules_show(
     ctx: typer.Context,
@@ -861,10 +886,16 @@ def validate(rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
         Evaluator(kb)
     except IvigCdsError as exc:
         _fail(f"the knowledge base loaded but could not be compiled: {exc}")
+    windows = _record_windows(kb)
     typer.echo(
         f"knowledge base OK: {len(kb.conclusions)} conclusions, {len(kb.cautions)} cautions, "
         f"{len(kb.evidence)} evidence entries (version {kb.version}, {kb.content_hash})"
     )
+    if windows is not None:
+        typer.echo(
+            "record windows OK: "
+            + ", ".join(f"{name} {w.weeks} weeks" for name, w in windows.rows())
+        )
 
 
 @app.command()

@@ -1,0 +1,74 @@
+"""Record windows: knowledge-base data with reasons, validated with positions, shown by the CLI."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ivig_cds import KnowledgeBaseError
+from ivig_cds._cli import app
+from ivig_cds._record_windows import load_record_windows
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_windows_give_every_figure_a_reason() -> None:
+    """rules/record-windows.yaml loads; its figures are the documented ones."""
+    windows = load_record_windows(REPO / "rules" / "record-windows.yaml")
+    assert [(name, w.weeks) for name, w in windows.rows()] == [
+        ("pregnant", 42),
+        ("not_pregnant", 4),
+        ("breastfeeding", 26),
+        ("postpartum", 104),
+    ]
+
+
+def test_a_bad_windows_file_fails_with_its_line_and_column(tmp_path: Path) -> None:
+    """A misspelled window and a figure out of range are both reported with positions."""
+    path = tmp_path / "record-windows.yaml"
+    path.write_text(
+        "windows:\n"
+        "  pregnant: {weeks: 42, reason: A pregnancy lasts at most about 42 weeks.}\n"
+        "  not_pregnant: {weeks: 400, reason: A negative answer ages within a cycle.}\n"
+        "  breastfeeding: {weeks: 26, reason: Breastfeeding status changes over months.}\n"
+        "  postpartm: {weeks: 104, reason: The rules bound the postpartum period.}\n"
+    )
+    with pytest.raises(KnowledgeBaseError) as caught:
+        load_record_windows(path)
+    assert [str(i).removeprefix(str(path)) for i in caught.value.issues] == [
+        ":3:18: windows.not_pregnant.weeks: Input should be less than or equal to 104",
+        ":1:1: windows.postpartum: required field is missing",
+        ":5:3: windows.postpartm: unknown field",
+    ]
+
+
+def test_rules_windows_lists_each_window_with_its_reason() -> None:
+    """`ivig-cds rules windows` prints one tab-separated line per window, reason included."""
+    result = CliRunner().invoke(app, ["rules", "windows"])
+    assert result.exit_code == 0, result.output
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert lines[0] == ["window", "weeks", "reason"]
+    assert [row[:2] for row in lines[1:]] == [
+        ["pregnant", "42"],
+        ["not_pregnant", "4"],
+        ["breastfeeding", "26"],
+        ["postpartum", "104"],
+    ]
+    assert lines[2][2].startswith("A negative answer can stop being true within one menstrual")
+
+
+def test_validate_reports_a_broken_windows_file(tmp_path: Path) -> None:
+    """`validate --rules` on a copy whose windows file lacks a window exits 1 naming it."""
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "rules", rules)
+    text = (rules / "record-windows.yaml").read_text()
+    (rules / "record-windows.yaml").write_text(text.replace("  postpartum:", "  postpartum_:"))
+    result = CliRunner().invoke(app, ["validate", "--rules", str(rules)])
+    assert result.exit_code == 1
+    assert "record-windows.yaml is invalid:" in result.output
+    path = rules / "record-windows.yaml"
+    assert f"{path}:4:1: windows.postpartum: required field is missing" in result.output
+    assert f"{path}:22:3: windows.postpartum_: unknown field" in result.output
