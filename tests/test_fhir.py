@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from ivig_cds import Evaluator, IvigCdsError, Tier
+from ivig_cds._cli import app
 from ivig_cds.fhir import (
     GROUP_VALUES,
     FhirCodeTableError,
@@ -388,3 +390,28 @@ def test_ahrq_synthea_prefetch_maps_without_error_and_without_ms(path: Path) -> 
     mapping = patient_from_fhir(json.loads(path.read_text())["prefetch"], as_of=AS_OF)
     assert not mapping.ms_on_record and mapping.patient.ms_phenotype == "not_ms"
     assert mapping.patient.sex in ("male", "female")
+
+
+EXAMPLES = REPO / "examples" / "fhir"
+
+
+@pytest.mark.parametrize(
+    ("name", "tier", "rule"),
+    [
+        ("spms-decade-history", "not_recommended", "C05"),
+        ("rrms-first-line-not-tolerated", "second_line", "C02a"),
+        ("rrms-interferon-intolerant-glatiramer-never-tried", "indeterminate", "C13b"),
+        ("no-ms-on-record", "not_applicable", "C12"),
+    ],
+)
+def test_example_bundles_give_what_their_readme_says(name: str, tier: str, rule: str) -> None:
+    """`ivig-cds evaluate --fhir` on each examples/fhir bundle gives the tier and rule listed in
+    examples/fhir/README.md (the CLI and the library agree, e.g. not_applicable without MS)."""
+    readme = (EXAMPLES / "README.md").read_text()
+    assert f"`{name}.json`" in readme and f"`{tier}` ({rule})" in readme
+    result = CliRunner().invoke(
+        app, ["evaluate", "--fhir", "--format", "json", str(EXAMPLES / f"{name}.json")]
+    )
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert (answer["tier"], answer["primary_rule"]) == (tier, rule)
