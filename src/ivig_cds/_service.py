@@ -12,6 +12,7 @@ the service is configured with a FHIR server, and then only that server is ever 
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import json
 import threading
@@ -33,7 +34,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ivig_cds._cards import card_for
+from ivig_cds._errors import InvalidPatientError
 from ivig_cds._evaluate import Evaluator, default_evaluator
+from ivig_cds._patient import parse_patient
 from ivig_cds.fhir import (
     DraftOrder,
     FhirDataError,
@@ -490,7 +493,9 @@ class _CdsHooks:
             return {"cards": []}
         patient = mapping.patient
         if question is not None and patient.intended_use is None:  # the order's reason asks it
-            patient = patient.model_copy(update={"intended_use": question})
+            asked = {**patient.model_dump(mode="json", exclude_none=True), "intended_use": question}
+            with contextlib.suppress(InvalidPatientError):  # the record contradicts the reason
+                patient = parse_patient(asked)
         recommendation = await run_in_threadpool(self.engine.evaluate, patient)
         card = card_for(
             recommendation,

@@ -25,6 +25,7 @@ _CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 _VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 _SNOMED = "http://snomed.info/sct"
 _ICD11 = "http://id.who.int/icd/release/11/mms"
+_MS_GROUPS = ("ms_diagnosis", "ms_relapse")
 _RELAPSING_ORDER = ("CIS", "RRMS", "SPMS")  # the natural history of relapsing-onset MS
 # SNOMED CT concepts that name MS without diagnosing it in this patient.
 _NOT_A_DIAGNOSIS = ("family history", "suspected", "screening", "fh:", "history of", "at risk")
@@ -133,9 +134,7 @@ def _unmapped_ms_codes(record: Record, concept: CodeableConcept | None) -> list[
     screening concept). Other demyelinating diseases (NMOSD, ADEM, CIDP) do not match."""
     found = []
     for coding in _codings(concept):
-        if record.match("ms_diagnosis", [CodeableConcept(coding=[coding])]) or record.match(
-            "ms_relapse", [CodeableConcept(coding=[coding])]
-        ):
+        if any(record.codes.lookup(g, coding.system, coding.code) for g in _MS_GROUPS):
             continue
         system, code = coding.system or "", (coding.code or "").strip().upper()
         display = (coding.display or "").lower()
