@@ -61,14 +61,14 @@ def test_rules_windows_lists_each_window_with_its_reason() -> None:
 
 
 def test_validate_reports_a_broken_windows_file(tmp_path: Path) -> None:
-    """`validate --rules` on a copy whose windows file lacks a window exits 1 naming it."""
+    """`validate --rules` on a copy whose windows file lacks a window exits 1, located: the
+    windows are part of the knowledge base, so loading it fails."""
     rules = tmp_path / "rules"
     shutil.copytree(REPO / "rules", rules)
     text = (rules / "record-windows.yaml").read_text()
     (rules / "record-windows.yaml").write_text(text.replace("  postpartum:", "  postpartum_:"))
     result = CliRunner().invoke(app, ["validate", "--rules", str(rules)])
     assert result.exit_code == 1
-    assert "record-windows.yaml is invalid:" in result.output
     path = rules / "record-windows.yaml"
     assert f"{path}:4:1: windows.postpartum: required field is missing" in result.output
     assert f"{path}:22:3: windows.postpartum_: unknown field" in result.output

@@ -707,14 +707,9 @@ def rules_windows(ctx: typer.Context, rules: RulesDir = None, evidence: Evidence
 
 
 def _record_windows(kb: KnowledgeBase) -> RecordWindows | None:
-    """The knowledge base's record windows, None if it has none, or exit 1 listing problems."""
+    """The knowledge base's record windows (validated when it loaded), None if it has none."""
     path = kb.rules_dir / RECORD_WINDOWS_NAME
-    if not path.is_file():
-        return None
-    try:
-        return load_record_windows(path)
-    except KnowledgeBaseError as exc:
-        _fail(f"{RECORD_WINDOWS_NAME} is invalid:", [str(issue) for issue in exc.issues])
+    return load_record_windows(path) if path.is_file() else None
 
 
 @rules_app.command("show")

@@ -22,7 +22,7 @@ from ivig_cds._evidence import EvidenceEntry, Outcome, SeedSource
 from ivig_cds._hints import did_you_mean
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._patient import short_repr
-from ivig_cds._record_windows import RECORD_WINDOWS_NAME
+from ivig_cds._record_windows import RECORD_WINDOWS_NAME, load_record_windows
 from ivig_cds._rules import (
     CautionRule,
     Certainty,
@@ -100,6 +100,12 @@ def load_knowledge_base(
                 str(manifest_file), None, None, "missing; it names and versions the knowledge base"
             )
         )
+    windows_file = rules_path / RECORD_WINDOWS_NAME
+    if windows_file.is_file():  # optional; validated here so a broken one fails the whole load
+        try:
+            load_record_windows(windows_file)
+        except KnowledgeBaseError as exc:
+            issues.extend(exc.issues)
     rules = [
         LocatedRule(rule, path, doc) for rule, path, doc in _read_all(rule_files, _RULE, issues)
     ]
