@@ -281,13 +281,12 @@ def test_prefetch_dictionary_with_nulls_and_operation_outcome_is_read() -> None:
 
 
 def test_single_resource_input_is_accepted() -> None:
-    """A lone Patient resource maps to sex and age; with no MS code on record, not_ms."""
+    """A lone Patient resource maps to sex and age; with no Condition at all the course is
+    unknown (diagnoses may not have been sent), not 'not MS'."""
     mapping = patient_from_fhir(resource(load("spms"), "spms"), as_of=AS_OF)
     p = mapping.patient
-    assert p.sex == "female" and p.age_years == 60 and p.ms_phenotype == "not_ms"
-    assert "no MS diagnosis on record (0 Condition resources read): ms_phenotype is not_ms" in (
-        mapping.notes
-    )
+    assert p.sex == "female" and p.age_years == 60 and p.ms_phenotype is None
+    assert "no Condition resources in the data: ms_phenotype is unknown" in mapping.notes
 
 
 @pytest.mark.parametrize(
@@ -386,9 +385,13 @@ def _ahrq_files() -> list[Path]:
 @pytest.mark.skipif(not AHRQ.is_dir(), reason=f"shared AHRQ fixtures not found at {AHRQ}")
 @pytest.mark.parametrize("path", _ahrq_files(), ids=lambda p: p.stem)
 def test_ahrq_synthea_prefetch_maps_without_error_and_without_ms(path: Path) -> None:
-    """Real Synthea R4 prefetch parses with R4B models and shows no MS on record (not_ms)."""
-    mapping = patient_from_fhir(json.loads(path.read_text())["prefetch"], as_of=AS_OF)
-    assert not mapping.ms_on_record and mapping.patient.ms_phenotype == "not_ms"
+    """Real Synthea R4 prefetch parses with R4B models and shows no MS on record: not_ms when
+    Conditions were sent, unknown when none were."""
+    prefetch = json.loads(path.read_text())["prefetch"]
+    mapping = patient_from_fhir(prefetch, as_of=AS_OF)
+    conditions = prefetch.get("Condition") or {}
+    expected = "not_ms" if conditions.get("entry") else None
+    assert not mapping.ms_on_record and mapping.patient.ms_phenotype == expected
     assert mapping.patient.sex in ("male", "female")
 
 

@@ -75,8 +75,13 @@ def read_conditions(record: Record) -> None:
 
 
 def _no_ms(record: Record) -> None:
-    """No MS-family code anywhere in the record (not even one not used): not MS (C12)."""
+    """No MS-family code among the record's diagnoses (not even one not used): not MS (C12).
+    Data with no Condition at all says nothing about diagnoses (they may not have been sent),
+    so the course then stays unknown."""
     conditions = sum(1 for _ in record.of(Condition))
+    if not conditions:
+        record.notes.append("no Condition resources in the data: ms_phenotype is unknown")
+        return
     record.set("ms_phenotype", "not_ms", [])
     record.notes.append(
         f"no MS diagnosis on record ({conditions} Condition resources read): ms_phenotype is not_ms"
