@@ -106,8 +106,9 @@ def test_a_stop_without_a_reason_leaves_the_class_open() -> None:
     assert patient_from_fhir(data, as_of=AS_OF).patient.first_line_dmt is None
 
 
-def test_a_later_therapy_in_use_sets_other_dmt_in_use() -> None:
-    """Ocrelizumab (RxNorm) active: other_dmt_in_use, from that statement; a stopped one is not."""
+def test_a_later_therapy_in_use_sets_other_dmt_in_use(evaluator: Evaluator) -> None:
+    """Ocrelizumab (RxNorm) active: other_dmt_in_use from that statement (a stopped fingolimod
+    is not), and the result carries caution K9."""
     data = bundle(
         condition("rrms", *RRMS_SCT),
         statement("ocr", RXNORM, "1876366", "ocrelizumab"),
@@ -116,6 +117,8 @@ def test_a_later_therapy_in_use_sets_other_dmt_in_use() -> None:
     mapping = patient_from_fhir(data, as_of=AS_OF)
     assert mapping.patient.other_dmt_in_use is True
     assert mapping.sources["other_dmt_in_use"] == ("MedicationStatement/ocr",)
+    result = evaluate_fhir(data, evaluator=evaluator, as_of=AS_OF)
+    assert "K9" in [c.rule_id for c in result.cautions]
 
 
 def test_no_later_therapy_on_record_leaves_other_dmt_in_use_unknown() -> None:
