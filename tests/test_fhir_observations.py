@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
+from ivig_cds import Evaluator, Tier
 from ivig_cds.fhir import patient_from_fhir
-from tests.fhir_records import RRMS_SCT, bundle, condition, observation
+from tests.fhir_records import RRMS_SCT, SCT, bundle, condition, observation
 
 AS_OF = dt.date(2026, 11, 22)
 PREGNANCY = "82810-3"
@@ -60,3 +62,33 @@ def test_a_due_date_still_ahead_keeps_the_pregnancy() -> None:
         observation("edd", DUE_DATE, "2026-10-01", value_date="2027-04-20"),
     )
     assert patient_from_fhir(data, as_of=AS_OF).patient.pregnancy_status == "pregnant"
+
+
+def test_a_breastfeeding_mother_at_week_20_reaches_the_breastfeeding_finding(
+    evaluator: Evaluator,
+) -> None:
+    """Delivery 20 weeks ago, 'currently breastfeeding' answered last week: the adapter reports
+    week 20 and the rules (not the adapter) decide: C10c, second line."""
+    data = bundle(
+        condition("rrms", *RRMS_SCT),
+        _delivery("birth", (AS_OF - dt.timedelta(weeks=20)).isoformat()),
+        observation(
+            "bf", "63895-7", (AS_OF - dt.timedelta(days=7)).isoformat(), answer="LA29252-6"
+        ),
+    )
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    p = mapping.patient
+    assert (p.pregnancy_status, p.weeks_postpartum, p.breastfeeding) == ("postpartum", 20, True)
+    result = evaluator.evaluate(p)
+    assert (result.tier, result.primary_rule) == (Tier.SECOND_LINE, "C10c")
+
+
+def _delivery(pid: str, when: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Procedure",
+        "id": pid,
+        "status": "completed",
+        "code": {"coding": [{"system": SCT, "code": "236973005", "display": "Delivery procedure"}]},
+        "subject": {"reference": "Patient/p"},
+        "performedDateTime": when,
+    }
