@@ -349,3 +349,12 @@ def test_operator_that_cannot_apply_to_its_field_fails(tmp_path: Path) -> None:
         "rules/conclusions/C99-test.yaml:9:3: when.question: 'question' is always known; "
         "'unknown: true' can never hold",
     ]
+
+
+def test_content_hash_covers_the_record_windows(tmp_path: Path) -> None:
+    """The FHIR adapter's answer windows are knowledge-base data: editing one changes the hash."""
+    rules, evidence = _copy_kb(tmp_path)
+    before = load_knowledge_base(rules, evidence).content_hash
+    path = rules / "record-windows.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("weeks: 4\n", "weeks: 5\n"))
+    assert load_knowledge_base(rules, evidence).content_hash != before

@@ -142,7 +142,11 @@ def load_knowledge_base(
             sorted((r.rule for r in rules if isinstance(r.rule, CautionRule)), key=_natural)
         ),
         evidence={e.id: e for e, _, _ in sorted(evidence, key=lambda item: item[0].id)},
-        content_hash=_content_hash(manifest_file, rule_files, evidence_files),
+        content_hash=_content_hash(
+            manifest_file,
+            [*rule_files, *([windows_file] if windows_file.is_file() else [])],
+            evidence_files,
+        ),
         rules_dir=rules_path,
         evidence_dir=evidence_path,
         sources={
