@@ -40,7 +40,7 @@ def parent_kib():
     except (OSError, StopIteration):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-from ivig_cds._cli import main
+from ivig_cds.cli import main
 sys.argv = ["ivig-cds", "batch", *sys.argv[1:]]
 start = time.perf_counter()
 try:

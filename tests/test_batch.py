@@ -34,7 +34,8 @@ from ivig_cds._batch import (
     read_chunks,
     run_batch,
 )
-from ivig_cds._cli import _batch_progress, app
+from ivig_cds.cli import app
+from ivig_cds.cli.batch import _batch_progress
 from tests.strategies import mixed_patients, patients
 
 REPO = Path(__file__).resolve().parents[1]
@@ -667,7 +668,7 @@ def test_a_large_run_keeps_every_line_in_constant_memory(tmp_path: Path) -> None
             f.write(data)
     out = tmp_path / "out.ndjson"
     probe = (
-        "import resource, sys\nfrom ivig_cds._cli import main\n"
+        "import resource, sys\nfrom ivig_cds.cli import main\n"
         f"sys.argv = ['ivig-cds', 'batch', {str(source)!r}, '--out', {str(out)!r}, "
         "'--workers', '2', '-q']\n"
         "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"

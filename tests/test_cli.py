@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from ivig_cds import KnowledgeBase, __version__
-from ivig_cds._cli import app
+from ivig_cds.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 PATIENTS = REPO / "examples"
@@ -528,7 +528,7 @@ def test_fhir_and_web_modules_stay_unloaded(args: list[str]) -> None:
     """`--version` and `evaluate` never import fastapi, uvicorn, fhir.resources or our adapters."""
     probe = (
         "import sys\n"
-        "from ivig_cds._cli import main\n"
+        "from ivig_cds.cli import main\n"
         f"sys.argv = ['ivig-cds', *{args!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = ('fastapi', 'uvicorn', 'fhir', 'ivig_cds.fhir', 'ivig_cds._service')\n"

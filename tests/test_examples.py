@@ -20,8 +20,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ivig_cds import KnowledgeBase
-from ivig_cds._cli import app
 from ivig_cds._yaml import parse_yaml
+from ivig_cds.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ivig_cds import Evaluator, IvigCdsError, Tier
-from ivig_cds._cli import app
+from ivig_cds.cli import app
 from ivig_cds.fhir import (
     GROUP_VALUES,
     FhirCodeTableError,

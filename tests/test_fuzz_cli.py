@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
-from ivig_cds._cli import app
-from ivig_cds._patient_files import MAX_FHIR_BYTES, MAX_PATIENT_BYTES
 from ivig_cds._yaml import YamlProblem, parse_yaml
+from ivig_cds.cli import app
+from ivig_cds.cli.patient_files import MAX_FHIR_BYTES, MAX_PATIENT_BYTES
 from ivig_cds.fhir import FhirDataError, evaluate_fhir
 from tests.fuzz_strategies import (
     FIELDS,

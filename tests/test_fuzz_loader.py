@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
 from ivig_cds import Evaluator, KnowledgeBaseError, KnowledgeGapError, load_knowledge_base
-from ivig_cds._cli import app
 from ivig_cds._yaml import MAX_BYTES
+from ivig_cds.cli import app
 from tests.fuzz_strategies import json_junk, mutated_bytes, value_paths, yaml_texts
 
 REPO = Path(__file__).resolve().parents[1]

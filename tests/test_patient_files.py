@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ivig_cds import MSPhenotype
-from ivig_cds._patient_files import (
+from ivig_cds.cli.patient_files import (
     STDIN_NAME,
     PatientFileError,
     PatientPathError,

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ivig_cds import KnowledgeBaseError
-from ivig_cds._cli import app
 from ivig_cds._record_windows import load_record_windows
+from ivig_cds.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,9 @@ import pytest
 from rich.console import Console
 
 from ivig_cds import Evaluator, Recommendation
-from ivig_cds._patient_files import PatientFileError, Problem
-from ivig_cds._render import (
+from ivig_cds._vocabulary import Tier
+from ivig_cds.cli.patient_files import PatientFileError, Problem
+from ivig_cds.cli.render import (
     DISCLAIMER,
     TIER_LABELS,
     TIER_MEANINGS,
@@ -20,7 +21,6 @@ from ivig_cds._render import (
     render_markdown,
     render_text,
 )
-from ivig_cds._vocabulary import Tier
 
 INTOLERANT = {"ms_phenotype": "RRMS", "first_line_dmt": "not_tolerated", "sex": "female"}
 RELAPSE = {"ms_phenotype": "RRMS", "acute_relapse": True, "on_iv_methylprednisolone": True,

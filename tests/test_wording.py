@@ -14,8 +14,8 @@ from rich.console import Console
 
 from ivig_cds import Evaluator, KnowledgeBase, Recommendation
 from ivig_cds._cards import card_for
-from ivig_cds._render import TIER_MEANINGS, render_markdown, render_text
 from ivig_cds._vocabulary import Tier
+from ivig_cds.cli.render import TIER_MEANINGS, render_markdown, render_text
 
 
 def _text(kb: KnowledgeBase, rule_id: str) -> str:

@@ -16,9 +16,9 @@ from rich.console import Group
 from rich.text import Text
 
 from ivig_cds._patient import PatientContext
-from ivig_cds._patient_files import PatientFileError
 from ivig_cds._recommendation import Caution, Citation, Recommendation
 from ivig_cds._vocabulary import IntendedUse, Tier
+from ivig_cds.cli.patient_files import PatientFileError
 
 TIER_LABELS: Mapping[Tier, str] = {
     Tier.SECOND_LINE: "Second-line option",

@@ -1,0 +1,79 @@
+"""The root `ivig-cds` command: global options, and the command groups registered under it.
+
+Exit codes: 0 everything worked; 1 some patient file or the knowledge base is invalid; 2 the
+command line itself is wrong (click's usage errors); `batch` adds 3 (stopped early, outputs
+incomplete) and 130 (interrupted).
+
+To add a command, write a module in this package with a `typer.Typer()` holding it (see
+`evaluate.py`), then add that Typer to `COMMAND_GROUPS` below: without a name its commands join
+the top level, with a name they form a group (`ivig-cds rules ...`). Import heavy libraries
+(FastAPI, fhir.resources, rich) inside the command, so `--version` and `--help` stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from ivig_cds import __version__
+from ivig_cds.cli import authoring, batch, common, evaluate, knowledge, serve
+
+app = typer.Typer(
+    name="ivig-cds",
+    help="Does IVIG have a role for this multiple-sclerosis patient, and on what evidence?\n\n"
+    "Evaluate patient files against an evidence-graded knowledge base, and inspect or audit "
+    "that knowledge base. Start with:  ivig-cds evaluate --help\n\n"
+    "Exit codes: 0 success; 1 an input file or the knowledge base is invalid; 2 usage error.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # its tracebacks print local variables: patient data
+    rich_markup_mode=None,  # help is plain text, rule texts never pass through markup
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# (Typer, group name or None for top-level commands), in the order `--help` lists them.
+COMMAND_GROUPS: tuple[tuple[typer.Typer, str | None], ...] = (
+    (evaluate.commands, None),
+    (batch.commands, None),
+    (knowledge.rules_app, "rules"),
+    (knowledge.evidence_app, "evidence"),
+    (authoring.commands, None),
+    (serve.commands, None),
+)
+for group, name in COMMAND_GROUPS:
+    app.add_typer(group, name=name)
+
+
+def _show_version(value: bool) -> None:
+    if not value:
+        return
+    typer.echo(f"ivig-cds {__version__}")
+    kb = common.load(None, None)
+    typer.echo(f"knowledge base {kb.manifest.name} {kb.version} ({kb.content_hash})")
+    raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the package version and the knowledge base's version and content hash.",
+        ),
+    ] = False,
+) -> None:
+    """Does IVIG have a role for this multiple-sclerosis patient, and on what evidence?"""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except BrokenPipeError:  # e.g. `ivig-cds trace | head`: the reader left, nothing to report
+        sys.stderr.close()
+        sys.exit(1)

@@ -1,0 +1,87 @@
+"""Tools for knowledge engineers and integrators: `validate`, `trace` and `schema`."""
+
+# ruff: noqa: PLC0415
+# (the JSON writer lives with the renderers, loaded only when used)
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from ivig_cds._errors import IvigCdsError
+from ivig_cds._evaluate import Evaluator
+from ivig_cds._patient import PatientContext
+from ivig_cds._trace import to_csv, to_json, to_markdown, trace_matrix
+from ivig_cds.cli import common
+from ivig_cds.cli.common import EvidenceDir, RulesDir
+from ivig_cds.cli.knowledge import record_windows
+
+commands = typer.Typer()
+
+
+class TraceFormat(StrEnum):
+    MARKDOWN = "markdown"
+    CSV = "csv"
+    JSON = "json"
+
+
+@commands.command()
+def validate(rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
+    """Validate the knowledge base: every file, every cross-reference, and rule compilation.
+
+    Prints every problem found as path:line:column and exits 1, or a one-line summary.
+    """
+    kb = common.load(rules, evidence, validating=True)
+    try:
+        Evaluator(kb)
+    except IvigCdsError as exc:
+        common.fail(f"the knowledge base loaded but could not be compiled: {exc}")
+    windows = record_windows(kb)
+    typer.echo(
+        f"knowledge base OK: {len(kb.conclusions)} conclusions, {len(kb.cautions)} cautions, "
+        f"{len(kb.evidence)} evidence entries (version {kb.version}, {kb.content_hash})"
+    )
+    if windows is not None:
+        typer.echo(
+            "record windows OK: "
+            + ", ".join(f"{name} {w.weeks} weeks" for name, w in windows.rows())
+        )
+
+
+@commands.command()
+def trace(
+    output_format: Annotated[
+        TraceFormat,
+        typer.Option("--format", "-f", case_sensitive=False, help="markdown, csv or json."),
+    ] = TraceFormat.MARKDOWN,
+    rules: RulesDir = None,
+    evidence: EvidenceDir = None,
+) -> None:
+    """Print the traceability matrix: rules (with question, tier, certainty) x evidence.
+
+    An "x" marks each work a rule cites. The JSON form also lists, for each evidence entry,
+    the rules that cite it.
+    """
+    from ivig_cds.cli.render import dumps
+
+    matrix = trace_matrix(common.load(rules, evidence))
+    if output_format is TraceFormat.JSON:
+        typer.echo(dumps(to_json(matrix)), nl=False)
+    elif output_format is TraceFormat.CSV:
+        typer.echo(to_csv(matrix), nl=False)
+    else:
+        typer.echo(to_markdown(matrix), nl=False)
+
+
+@commands.command()
+def schema() -> None:
+    """Print the JSON Schema of a patient file (the patient context), for validating input."""
+    from ivig_cds.cli.render import dumps
+
+    document = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **PatientContext.model_json_schema(),
+    }
+    typer.echo(dumps(document), nl=False)

@@ -1,0 +1,137 @@
+"""What every command shares: the console, error reporting, the knowledge-base options.
+
+Errors go to standard error as sentences naming the file, never as tracebacks; `fail` exits 1
+(an input or the knowledge base is invalid), click's usage errors exit 2.
+"""
+
+# ruff: noqa: PLC0415
+# (rich loads only when something is printed, so that `--version` and `--help` start fast)
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from ivig_cds._errors import IvigCdsError, KnowledgeBaseError
+from ivig_cds._evaluate import Evaluator, default_evaluator
+from ivig_cds._knowledge_base import KnowledgeBase
+from ivig_cds._loader import load_knowledge_base
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+RulesDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--rules",
+        metavar="DIR",
+        exists=True,
+        file_okay=False,
+        help="Rules folder of another knowledge base (with knowledge-base.yaml at its top). "
+        "Default: the shipped one.",
+    ),
+]
+EvidenceDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--evidence",
+        metavar="DIR",
+        exists=True,
+        file_okay=False,
+        help="Evidence folder of another knowledge base. Default: the shipped one.",
+    ),
+]
+
+
+def console(file: IO[str] | None = None) -> Console:
+    """A console that styles and wraps only for a terminal; pipes get plain, unwrapped text."""
+    from rich.console import Console
+
+    stream = file if file is not None else sys.stdout
+    tty = stream.isatty()
+    return Console(
+        file=stream,
+        markup=False,
+        emoji=False,
+        highlight=False,
+        soft_wrap=not tty,
+        no_color=None if tty else True,  # None: rich honours NO_COLOR at a terminal
+    )
+
+
+def error(message: str, details: Sequence[str] = ()) -> None:
+    typer.echo(f"{typer.style('error:', fg='red', bold=True)} {message}", err=True)
+    for line in details:
+        typer.echo(f"  {line}", err=True)
+
+
+def fail(message: str, details: Sequence[str] = ()) -> NoReturn:
+    error(message, details)
+    raise typer.Exit(1)
+
+
+def load(rules: Path | None, evidence: Path | None, *, validating: bool = False) -> KnowledgeBase:
+    """The knowledge base, or exit 1 listing every problem at path:line:column."""
+    try:
+        return load_knowledge_base(rules, evidence)
+    except KnowledgeBaseError as exc:
+        count = len(exc.issues)
+        hint = "" if validating else "; fix these, then check with `ivig-cds validate`"
+        fail(
+            f"the knowledge base is invalid ({count} {'error' if count == 1 else 'errors'}){hint}:",
+            [str(issue) for issue in exc.issues],
+        )
+
+
+def evaluator(rules: Path | None, evidence: Path | None) -> Evaluator:
+    """The shipped evaluator, or one compiled for another knowledge base; exit 1 if it fails."""
+    try:
+        if rules is None and evidence is None:
+            return default_evaluator()
+        return Evaluator(load(rules, evidence))
+    except IvigCdsError as exc:
+        fail(f"the knowledge base could not be compiled: {exc}")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table at a terminal; tab-separated lines with a header line for a pipe."""
+    if not sys.stdout.isatty():
+        for row in (headers, *rows):
+            typer.echo("\t".join(row))
+        return
+    from rich.table import Table
+
+    shown = Table(*headers, box=None, header_style="bold")
+    for row in rows:
+        shown.add_row(*row)
+    console().print(shown)
+
+
+def print_lines(lines: Sequence[tuple[str, str]]) -> None:
+    """Print (text, rich style) pairs; the text never passes through rich's markup."""
+    from rich.text import Text
+
+    out = console()
+    for text, style in lines:
+        out.print(Text(text, style=style))
+
+
+def find_id(kind: str, wanted: str, known: Sequence[str]) -> str:
+    """The id the user meant (case-insensitively), or a usage error suggesting the nearest."""
+    if wanted in known:
+        return wanted
+    folded = {k.casefold(): k for k in known}
+    if wanted.casefold() in folded:
+        return folded[wanted.casefold()]
+    close = difflib.get_close_matches(wanted, list(known), n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    listing = f"`ivig-cds {kind}` lists them"
+    raise typer.BadParameter(
+        f"no {kind[:-1] if kind == 'rules' else 'entry'} '{wanted}'{hint} ({listing})",
+        param_hint="ID",
+    )

@@ -1,0 +1,239 @@
+"""`ivig-cds evaluate`: patient files (or FHIR Bundles) in, one recommendation each out."""
+
+# ruff: noqa: PLC0415
+# (rich, the renderers and the FHIR adapter load only when used, so `--help` starts fast)
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ivig_cds._errors import IvigCdsError
+from ivig_cds._evaluate import Evaluator
+from ivig_cds._recommendation import Recommendation
+from ivig_cds.cli import common
+from ivig_cds.cli.common import EvidenceDir, RulesDir
+from ivig_cds.cli.patient_files import (
+    MAX_FHIR_BYTES,
+    STDIN,
+    PatientFileError,
+    PatientPathError,
+    PatientSource,
+    Problem,
+    discover,
+    read_document,
+    read_patient,
+)
+
+Runner = Callable[[PatientSource, Callable[[], bytes]], Recommendation]
+
+commands = typer.Typer()
+
+
+class OutputFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+    MARKDOWN = "markdown"
+
+
+_TIER_HELP = "\n".join(
+    f"  {tier:<22} {meaning}"
+    for tier, meaning in {
+        "second_line": "IVIG may be considered, as a second-line option.",
+        "not_first_line": "Approved first-line therapy is preferred; IVIG only if it cannot "
+        "be used.",
+        "insufficient_evidence": "Evidence too limited to recommend IVIG; not standard practice.",
+        "not_recommended": "Trials showed no benefit, or IVIG has no role here.",
+        "indeterminate": "A needed fact is missing; the result lists which.",
+        "not_applicable": "Outside this knowledge base (no MS diagnosis).",
+    }.items()
+)
+
+_EVALUATE_HELP = f"""Evaluate patient files and say whether IVIG has a role, and on what evidence.
+
+Each PATH is a YAML or JSON patient file, a directory (every *.yaml, *.yml and *.json file
+directly inside it, in name order; subfolders are not searched), or - for standard input.
+A patient file is a mapping of patient-context fields, for example:
+
+\b
+  patient_id: example-1
+  ms_phenotype: RRMS        # CIS, RRMS, SPMS, PPMS or not_ms; leave out if unknown
+  first_line_dmt: not_tolerated
+  sex: female
+  age_years: 34
+  edss: 2.5
+
+Leave out what you do not know: the result says which unknown facts matter. Run
+`ivig-cds schema` for every field and its allowed values.
+
+The result is one tier for the question asked (intended_use; inferred when absent:
+acute_relapse during a relapse, else disease_modifying):
+
+\b
+{_TIER_HELP}
+
+with its rationale, certainty, citations (PubMed links), cautions and missing data.
+
+Output: text for a person at a terminal (the default there), json otherwise (one document, or
+a list of {{"source", "recommendation"}} / {{"source", "error"}} when several files or a
+directory are given), or markdown for a clinical note. An invalid file is reported on standard
+error with its field and line, and the others are still evaluated; the exit code is 1 if any
+file failed, else 0."""
+
+
+@commands.command(help=_EVALUATE_HELP, no_args_is_help=True)
+def evaluate(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="PATH", help="Patient files, directories of them, or - for standard input."
+        ),
+    ],
+    output_format: Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help="text, json or markdown. Default: text at a terminal, json when piped.",
+            show_default=False,
+        ),
+    ] = None,
+    fhir: Annotated[
+        bool,
+        typer.Option(
+            "--fhir", help="The files are FHIR R4 Bundles (JSON) rather than patient contexts."
+        ),
+    ] = False,
+    rules: RulesDir = None,
+    evidence: EvidenceDir = None,
+) -> None:
+    try:
+        sources = discover(paths)
+    except PatientPathError as exc:
+        raise typer.BadParameter(str(exc), param_hint="PATH") from None
+    as_list = len(sources) > 1 or any(Path(p).is_dir() for p in paths if p != STDIN)
+    evaluator = common.evaluator(rules, evidence)
+    run_one = _fhir_runner(evaluator) if fhir else _patient_runner(evaluator)
+    results = _evaluate_all(sources, run_one)
+
+    chosen = output_format or (OutputFormat.TEXT if sys.stdout.isatty() else OutputFormat.JSON)
+    _print_results(results, chosen, as_list=as_list)
+    if any(isinstance(outcome, PatientFileError) for _, outcome in results):
+        raise typer.Exit(1)
+
+
+def _patient_runner(evaluator: Evaluator) -> Runner:
+    def run(source: PatientSource, stdin: Callable[[], bytes]) -> Recommendation:
+        return evaluator.evaluate(read_patient(source, stdin))
+
+    return run
+
+
+def _fhir_runner(evaluator: Evaluator) -> Runner:
+    try:
+        from ivig_cds.fhir import evaluate_fhir
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("ivig_cds.fhir", "fhir", "fhir.resources"):
+            raise
+        common.fail(
+            "--fhir is not available in this installation "
+            f"(module {exc.name} is missing); evaluate patient-context files without --fhir"
+        )
+
+    def run(source: PatientSource, stdin: Callable[[], bytes]) -> Recommendation:
+        document = read_document(source, stdin, max_bytes=MAX_FHIR_BYTES)
+        if not isinstance(document.data, dict):
+            raise PatientFileError(
+                source.name, "is not a FHIR Bundle", [Problem("expected a JSON object")]
+            )
+        try:
+            recommendation: Recommendation = evaluate_fhir(document.data, evaluator=evaluator)
+            return recommendation
+        except ValueError as exc:
+            raise PatientFileError(
+                source.name, "is not a usable FHIR Bundle", [Problem(str(exc))]
+            ) from None
+
+    return run
+
+
+def _evaluate_all(
+    sources: Sequence[PatientSource],
+    run_one: Runner,
+) -> list[tuple[str, Recommendation | PatientFileError]]:
+    stream = typer.get_binary_stream("stdin")
+
+    def stdin() -> bytes:  # one byte past the largest accepted input: enough to refuse it
+        return stream.read(MAX_FHIR_BYTES + 1)
+
+    results: list[tuple[str, Recommendation | PatientFileError]] = []
+
+    def step(source: PatientSource, report: Callable[[PatientFileError], None]) -> None:
+        outcome: Recommendation | PatientFileError
+        try:
+            outcome = run_one(source, stdin)
+        except PatientFileError as exc:
+            outcome = exc
+        except IvigCdsError as exc:  # the engine failed on a valid patient: a knowledge defect
+            outcome = PatientFileError(source.name, "could not be evaluated", [Problem(str(exc))])
+        if isinstance(outcome, PatientFileError):
+            report(outcome)
+        results.append((source.name, outcome))
+
+    if len(sources) > 1 and sys.stderr.isatty():
+        from rich.progress import Progress
+        from rich.text import Text
+
+        with Progress(console=common.console(sys.stderr), transient=True) as progress:
+
+            def above_the_bar(error: PatientFileError) -> None:
+                message = Text()
+                message.append("error:", style="bold red")
+                message.append(f" {error.source}: {error.summary}")
+                message.append("".join(f"\n    - {p}" for p in error.problems))
+                progress.console.print(message)
+
+            task = progress.add_task("Evaluating", total=len(sources))
+            for source in sources:
+                step(source, above_the_bar)
+                progress.advance(task)
+    else:
+        for source in sources:
+            step(source, _report)
+    return results
+
+
+def _report(error: PatientFileError) -> None:
+    common.error(f"{error.source}: {error.summary}", [f"- {p}" for p in error.problems])
+
+
+def _print_results(
+    results: Sequence[tuple[str, Recommendation | PatientFileError]],
+    chosen: OutputFormat,
+    *,
+    as_list: bool,
+) -> None:
+    from ivig_cds.cli.render import render_json, render_json_list, render_markdown, render_text
+
+    if chosen is OutputFormat.JSON:
+        if as_list:
+            typer.echo(render_json_list(results), nl=False)
+        elif isinstance(results[0][1], Recommendation):
+            typer.echo(render_json(results[0][1]), nl=False)
+        return
+    done = [(s, r) for s, r in results if isinstance(r, Recommendation)]
+    if chosen is OutputFormat.MARKDOWN:
+        reports = [render_markdown(r, source=s if as_list else None) for s, r in done]
+        typer.echo("\n---\n\n".join(reports), nl=False)
+        return
+    console = common.console()
+    for i, (source, rec) in enumerate(done):
+        if i:
+            console.print()
+        console.print(render_text(rec, source=source if as_list else None))

@@ -1,0 +1,237 @@
+"""`ivig-cds rules` and `ivig-cds evidence`: list the knowledge base, or show one entry in full."""
+
+# ruff: noqa: PLC0415
+# (the renderer loads only when a rule is shown)
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ivig_cds._knowledge_base import KnowledgeBase
+from ivig_cds._recommendation import PUBMED, Citation
+from ivig_cds._record_windows import RECORD_WINDOWS_NAME, RecordWindows, load_record_windows
+from ivig_cds._rules import CautionRule, ConclusionRule
+from ivig_cds.cli import common
+from ivig_cds.cli.common import EvidenceDir, RulesDir
+
+rules_app = typer.Typer(
+    help="List the rules of the knowledge base, or show one rule in full.\n\n"
+    "Conclusions (C..) set the tier for a clinical situation; cautions (K..) are attached to "
+    "results. Without a subcommand, lists them all.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+evidence_app = typer.Typer(
+    help="List the evidence registry (the published works the rules cite), or show one entry "
+    "in full with the rules that cite it. Without a subcommand, lists them all.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+
+
+@rules_app.callback()
+def _rules_group(ctx: typer.Context, rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
+    ctx.obj = (rules, evidence)
+    if ctx.invoked_subcommand is None:
+        _list_rules(common.load(rules, evidence))
+
+
+def _dirs(
+    ctx: typer.Context, rules: Path | None, evidence: Path | None
+) -> tuple[Path | None, Path | None]:
+    group_rules, group_evidence = ctx.obj if ctx.obj else (None, None)
+    return rules or group_rules, evidence or group_evidence
+
+
+@rules_app.command("list")
+def rules_list(ctx: typer.Context, rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
+    """List every rule: id, kind, tier, question(s), precedence, certainty and title."""
+    _list_rules(common.load(*_dirs(ctx, rules, evidence)))
+
+
+def _list_rules(kb: KnowledgeBase) -> None:
+    rows = [
+        [
+            r.id,
+            "conclusion",
+            r.tier.value,
+            ",".join(q.value for q in r.questions),
+            str(r.precedence),
+            r.certainty.level.value if r.certainty else "-",
+            r.title,
+        ]
+        for r in kb.conclusions
+    ]
+    rows += [[r.id, "caution", "-", "-", "-", "-", r.title] for r in kb.cautions]
+    common.table(["id", "kind", "tier", "questions", "precedence", "certainty", "title"], rows)
+
+
+@rules_app.command("windows")
+def rules_windows(ctx: typer.Context, rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
+    """List the record windows the FHIR adapter applies to dated answers, with their reasons."""
+    kb = common.load(*_dirs(ctx, rules, evidence))
+    windows = record_windows(kb)
+    if windows is None:
+        common.fail(
+            f"no {RECORD_WINDOWS_NAME} in {kb.rules_dir}; the FHIR adapter uses the shipped one"
+        )
+    common.table(
+        ["window", "weeks", "reason"],
+        [[name, str(w.weeks), w.reason] for name, w in windows.rows()],
+    )
+
+
+def record_windows(kb: KnowledgeBase) -> RecordWindows | None:
+    """The knowledge base's record windows (validated when it loaded), None if it has none."""
+    path = kb.rules_dir / RECORD_WINDOWS_NAME
+    return load_record_windows(path) if path.is_file() else None
+
+
+@rules_app.command("show")
+def rules_show(
+    ctx: typer.Context,
+    rule_id: Annotated[str, typer.Argument(metavar="ID", help="A rule id such as C02a or K1.")],
+    rules: RulesDir = None,
+    evidence: EvidenceDir = None,
+) -> None:
+    """Show one rule in full: conditions, tier, rationale, certainty, citations, provenance."""
+    kb = common.load(*_dirs(ctx, rules, evidence))
+    ids = [r.id for r in (*kb.conclusions, *kb.cautions)]
+    rule = kb.rule(common.find_id("rules", rule_id, ids))
+    common.print_lines(_rule_lines(kb, rule))
+
+
+def _rule_lines(kb: KnowledgeBase, rule: ConclusionRule | CautionRule) -> list[tuple[str, str]]:
+    from ivig_cds.cli.render import TIER_MEANINGS, cite
+
+    lines: list[tuple[str, str]] = [
+        (f"{rule.id}  {rule.title}", "bold"),
+        (f"{rule.kind}, version {rule.version}, file {kb.sources.get(rule.id, '?')}", "dim"),
+        ("", ""),
+        ("When (all must hold):", "bold"),
+    ]
+    lines += [(f"  {name} {c.describe()}", "") for name, c in rule.when.items()]
+    if not rule.when:
+        lines.append(("  always", ""))
+    if isinstance(rule, CautionRule) and rule.any_of:
+        lines.append(("And one of these:", "bold"))
+        for group in rule.any_of:
+            words = " and ".join(f"{name} {c.describe()}" for name, c in group.items())
+            lines.append((f"  - {words}", ""))
+    lines.append(("", ""))
+    if isinstance(rule, ConclusionRule):
+        lines += [
+            (f"Questions: {', '.join(q.value for q in rule.questions)}", ""),
+            (f"Precedence: {rule.precedence} (lower wins)", ""),
+            (f"Tier: {rule.tier.value}: {TIER_MEANINGS[rule.tier]}", ""),
+            (f"Summary: {rule.summary}", ""),
+        ]
+        if rule.certainty is not None:
+            lines.append((f"Certainty: {rule.certainty.level.value}: {rule.certainty.reason}", ""))
+        lines += [("", ""), ("Rationale:", "bold"), (f"  {rule.rationale.strip()}", "")]
+    else:
+        lines += [("Text:", "bold"), (f"  {rule.text.strip()}", "")]
+    lines += [("", ""), ("Evidence:", "bold")]
+    for evidence_id in rule.evidence:
+        entry = kb.evidence[evidence_id]
+        citation = Citation.of(entry)
+        lines.append((f"  - {evidence_id}: {cite(citation)} {citation.url or ''}".rstrip(), ""))
+    if not rule.evidence:
+        why = (
+            "an indeterminate result makes no evidence claim"
+            if isinstance(rule, ConclusionRule)
+            else "it rests on the passages below"
+        )
+        lines.append((f"  none ({why})", ""))
+    p = rule.provenance
+    lines += [
+        ("", ""),
+        (f"Provenance: spec {p.spec}; seeds {', '.join(p.seeds)}; reviewed {p.reviewed}", "dim"),
+    ]
+    lines += [(f'  {q.seed}: "{q.quote}"', "dim") for q in p.passages]
+    if p.clinical_judgement:
+        lines.append((f"  Clinical judgement, beyond the sources: {p.clinical_judgement}", "dim"))
+    return lines
+
+
+@evidence_app.callback()
+def _evidence_group(
+    ctx: typer.Context, rules: RulesDir = None, evidence: EvidenceDir = None
+) -> None:
+    ctx.obj = (rules, evidence)
+    if ctx.invoked_subcommand is None:
+        _list_evidence(common.load(rules, evidence))
+
+
+@evidence_app.command("list")
+def evidence_list(ctx: typer.Context, rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
+    """List every evidence entry: id, year, design, n, PMID, rules citing it and title."""
+    _list_evidence(common.load(*_dirs(ctx, rules, evidence)))
+
+
+def _list_evidence(kb: KnowledgeBase) -> None:
+    rows = [
+        [
+            e.id,
+            str(e.year or "-"),
+            e.design.value,
+            str(e.n or "-"),
+            e.pmid or "-",
+            ",".join(kb.cited_by(e.id)) or "-",
+            e.title,
+        ]
+        for e in kb.evidence.values()
+    ]
+    common.table(["id", "year", "design", "n", "pmid", "cited_by", "title"], rows)
+
+
+@evidence_app.command("show")
+def evidence_show(
+    ctx: typer.Context,
+    evidence_id: Annotated[
+        str, typer.Argument(metavar="ID", help="An evidence id such as pmid-15451222.")
+    ],
+    rules: RulesDir = None,
+    evidence: EvidenceDir = None,
+) -> None:
+    """Show one evidence entry: design, n, regimen, outcomes with figures, quality notes, and
+    which rules cite it."""
+    kb = common.load(*_dirs(ctx, rules, evidence))
+    entry = kb.evidence[common.find_id("evidence", evidence_id, list(kb.evidence))]
+    lines: list[tuple[str, str]] = [
+        (f"{entry.id}  {entry.title}", "bold"),
+        (f"file {kb.sources.get(entry.id, '?')}", "dim"),
+        ("", ""),
+    ]
+    facts = {
+        "Authors": ", ".join(entry.authors) or None,
+        "Journal": entry.journal,
+        "Year": str(entry.year) if entry.year is not None else None,
+        "Citation": entry.citation,
+        "PMID": f"{entry.pmid} {PUBMED.format(pmid=entry.pmid)}" if entry.pmid else None,
+        "DOI": entry.doi,
+        "Identifiers": entry.identifiers_note,
+        "Seed": f"{entry.source.seed} {entry.source.section or ''}".rstrip(),
+        "Design": entry.design.value,
+        "Population": entry.population,
+        "n": str(entry.n) if entry.n is not None else None,
+        "Regimen": entry.regimen,
+        "Duration": entry.duration,
+    }
+    lines += [(f"{k}: {v}", "") for k, v in facts.items() if v]
+    if entry.outcomes:
+        lines += [("", ""), ("Outcomes (figures as printed in the source):", "bold")]
+        lines += [(f"  - {o.measure}: {o.result}", "") for o in entry.outcomes]
+    lines += [("", ""), ("Findings:", "bold"), (f"  {entry.findings.strip()}", "")]
+    if entry.quality_notes:
+        lines += [("", ""), ("Quality notes:", "bold")]
+        lines += [(f"  - {note}", "") for note in entry.quality_notes]
+    cited = kb.cited_by(entry.id)
+    lines += [
+        ("", ""),
+        (f"Cited by: {', '.join(cited)}" if cited else "Cited by: no rule (background)", "bold"),
+    ]
+    common.print_lines(lines)
