@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import io
 import json
+import platform
 import re
 import shutil
 import subprocess
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from ivig_cds import KnowledgeBase, __version__
+from ivig_cds import KnowledgeBase, __version__, _engine
 from ivig_cds.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -497,14 +499,70 @@ def test_schema_is_the_patient_context_json_schema() -> None:
     assert schema["$defs"]["MSPhenotype"]["enum"] == ["CIS", "RRMS", "SPMS", "PPMS", "not_ms"]
 
 
-def test_version_prints_package_and_knowledge_base(kb: KnowledgeBase) -> None:
-    """`--version` prints the package version, then the knowledge base's version and hash."""
-    result = run("--version")
+@pytest.mark.parametrize("option", ["--version", "-V"])
+def test_version_prints_package_knowledge_base_engine_and_python(
+    kb: KnowledgeBase, option: str
+) -> None:
+    """What a bug report needs: package, knowledge base with hash, durable-rules and Python."""
+    result = run(option)
     assert result.exit_code == 0
     assert result.stdout == (
         f"ivig-cds {__version__}\n"
         f"knowledge base {kb.manifest.name} {kb.version} ({kb.content_hash})\n"
+        f"durable-rules {importlib.metadata.version('durable-rules')}\n"
+        f"Python {platform.python_version()} (CPython, {sys.executable})\n"
     )
+
+
+@pytest.fixture
+def durable_unloadable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_engine, "_loaded", None)
+    monkeypatch.setitem(sys.modules, "durable_rules_engine", None)  # import raises ImportError
+
+
+@pytest.fixture
+def _fresh_default_evaluator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No default evaluator compiled yet, as in a new process."""
+    monkeypatch.setattr("ivig_cds._evaluate._default", None)
+
+
+@pytest.mark.usefixtures("durable_unloadable")
+def test_version_says_when_durable_cannot_be_loaded() -> None:
+    """The versions still print; the engine line says it does not load, the error says why."""
+    result = run("--version")
+    assert result.exit_code == 1
+    version = importlib.metadata.version("durable-rules")
+    assert f"durable-rules {version} (cannot be loaded; see below)\n" in result.stdout
+    assert result.stderr.startswith(
+        f"error: the rule engine cannot be loaded on Python {platform.python_version()}"
+    )
+
+
+@pytest.mark.usefixtures("_fresh_default_evaluator", "durable_unloadable")
+@pytest.mark.parametrize("command", [["evaluate", str(SPMS)], ["validate"]])
+def test_an_unloadable_engine_is_a_sentence_not_a_traceback(command: list[str]) -> None:
+    """Every command that evaluates reports the engine problem as one error line, exit 1."""
+    result = run(*command)
+    assert_clean(result)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: the rule engine cannot be loaded on Python ")
+    assert "pip install --force-reinstall --no-cache-dir 'durable-rules==2.0.28'" in result.stderr
+
+
+def test_python_dash_m_runs_the_command_line() -> None:
+    """`python -m ivig_cds` is the same program as `ivig-cds`."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ivig_cds", "-V"], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stdout.split("\n")[0]) == (0, f"ivig-cds {__version__}")
+
+
+def test_shell_completion_completes_commands() -> None:
+    """The shell hook `--install-completion` installs answers with the matching commands."""
+    env = {"_IVIG_CDS_COMPLETE": "complete_bash", "COMP_WORDS": "ivig-cds ev", "COMP_CWORD": "1"}
+    result = CliRunner().invoke(app, [], env=env, prog_name="ivig-cds")
+    assert result.stdout.split() == ["evaluate", "evidence"]
+    assert "--install-completion" in run("--help").stdout
 
 
 def test_help_lists_every_command_and_the_exit_codes() -> None:

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import ctypes
+import importlib.metadata
 import json
 import multiprocessing
+import platform
 import random
+import sys
 import threading
 from typing import Any
 
 import pytest
 
-from ivig_cds import EngineError, Evaluator, KnowledgeBase, _engine, evaluate
+from ivig_cds import (
+    EngineError,
+    EngineUnavailableError,
+    Evaluator,
+    KnowledgeBase,
+    _engine,
+    evaluate,
+)
 from ivig_cds._compiler import compile_rules
 from ivig_cds._engine import DurableMatcher
 
@@ -120,11 +131,12 @@ def test_a_failure_code_durable_returns_is_an_engine_error(
     compiled = compile_rules(kb.conclusions)
     matcher = DurableMatcher(compiled.definition)
     fact = compiled.encode({"ms_phenotype": "PPMS", "question": "disease_modifying"})
-    real = _engine._dre.assert_fact
-    monkeypatch.setattr(_engine._dre, "assert_fact", lambda handle, message: (2, 0))
+    durable = _engine.load_durable()
+    real = durable.assert_fact
+    monkeypatch.setattr(durable, "assert_fact", lambda handle, message: (2, 0))
     with pytest.raises(EngineError, match=r"failed while matching \(durable_rules error code 2\)"):
         matcher.match(fact)
-    monkeypatch.setattr(_engine._dre, "assert_fact", real)
+    monkeypatch.setattr(durable, "assert_fact", real)
     assert matcher.match(fact) == {"C06"}
 
 
@@ -141,3 +153,70 @@ def test_compiled_definition_is_plain_json(kb: KnowledgeBase) -> None:
     assert compiled.definition["C13a"] == {
         "all": [{"m": {"$and": [{"ivig_kind": "facts"}, {"$nex": {"ms_phenotype": 1}}]}}]
     }
+
+
+@pytest.fixture
+def durable_unloadable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """durable's C module cannot be imported (as on Python 3.13 without our compat module)."""
+    monkeypatch.setattr(_engine, "_loaded", None)
+    monkeypatch.setitem(sys.modules, "durable_rules_engine", None)  # import raises ImportError
+
+
+@pytest.mark.usefixtures("durable_unloadable")
+def test_an_unloadable_durable_is_one_clear_error(kb: KnowledgeBase) -> None:
+    """Not an ImportError traceback: which Python, which durable, and the command that fixes it."""
+    with pytest.raises(EngineUnavailableError) as caught:
+        Evaluator(kb)
+    message = str(caught.value)
+    assert message.startswith(
+        f"the rule engine cannot be loaded on Python {platform.python_version()} "
+        f"(CPython, {sys.executable}): durable-rules {importlib.metadata.version('durable-rules')}"
+        " does not load ("
+    )
+    assert "pip install --force-reinstall --no-cache-dir 'durable-rules==2.0.28'" in message
+    assert "with gcc 14 or later, with CPPFLAGS=-DPyEval_CallObject=PyObject_CallObject" in message
+
+
+@pytest.mark.usefixtures("durable_unloadable")
+def test_the_reference_engine_needs_no_durable(kb: KnowledgeBase) -> None:
+    """durable is loaded on first use: importing ivig_cds and the oracle engine work without it."""
+    assert (
+        Evaluator(kb, engine="reference").evaluate({"ms_phenotype": "PPMS"}).primary_rule == "C06"
+    )
+
+
+def test_a_missing_durable_is_named_with_the_gcc_14_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not installed: the pip command, the compiler it needs, and CPPFLAGS for gcc 14."""
+    monkeypatch.setattr(_engine, "durable_version", lambda: None)
+    message = _engine._unavailable(ModuleNotFoundError("no", name="durable_rules_engine"))
+    assert message.endswith(
+        ": durable-rules is not installed. Install it with pip install 'durable-rules==2.0.28' "
+        "(it compiles C: gcc and the Python headers are needed, e.g. apt-get install gcc "
+        "python3-dev); with gcc 14 or later set "
+        "CPPFLAGS=-DPyEval_CallObject=PyObject_CallObject for that command."
+    )
+
+
+def test_a_missing_compat_module_says_to_rebuild_ivig_cds() -> None:
+    """On 3.13 an ivig-cds built without its C module is told apart from a broken durable."""
+    message = _engine._unavailable(ModuleNotFoundError("no", name="ivig_cds._durable_compat"))
+    assert "lacks its compiled module ivig_cds._durable_compat" in message
+    assert "pip install -e . in a checkout" in message
+
+
+def test_the_compat_module_defines_pyeval_callobject_exactly_where_python_lacks_it() -> None:
+    """Built for every Python; defines the symbol from 3.13 on, where durable's build lacks it."""
+    _engine.load_durable()
+    from ivig_cds import _durable_compat  # noqa: PLC0415 (after load_durable, as in use)
+
+    library = ctypes.CDLL(_durable_compat.__file__)
+    if sys.version_info >= (3, 13):
+        assert _durable_compat.PROVIDES_CALL_OBJECT == 1
+        assert library.PyEval_CallObject  # exported, and loaded globally before durable
+        assert "ivig_cds._durable_compat" in sys.modules
+    else:
+        assert _durable_compat.PROVIDES_CALL_OBJECT == 0
+        with pytest.raises(AttributeError):
+            getattr(library, "PyEval_CallObject")  # noqa: B009 (libpython's own one stays in use)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ivig_cds._errors import (
     EngineError,
+    EngineUnavailableError,
     InvalidPatientError,
     IvigCdsError,
     KnowledgeBaseError,
@@ -77,6 +78,7 @@ __all__ = [
     "Citation",
     "ConclusionRule",
     "EngineError",
+    "EngineUnavailableError",
     "Evaluator",
     "EvidenceEntry",
     "Fact",

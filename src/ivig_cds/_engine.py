@@ -11,22 +11,27 @@ asserted, its actions drained, then retracted, leaving the session empty for the
 `benchmarks/bench_driving.py` measured the choices (median per match, shipped conclusions):
 Host API 19.7 µs, C module with a session per call 12.2 µs, one session with retraction 6.9 µs,
 `assert_facts` batches 17-26 µs; retraction also left RSS flat over 1,000,000 facts.
+
+durable is imported on first use, not with the package, so that `import ivig_cds`, `--version`
+and the reference engine work even where durable cannot load, and so that failure is one clear
+`EngineUnavailableError` saying what to do, rather than an ImportError traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import itertools
 import json
 import os
 import re
+import sys
 import threading
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 
-import durable_rules_engine as _dre
-
-from ivig_cds._errors import EngineError
+from ivig_cds._errors import EngineError, EngineUnavailableError
 
 _LOCK = threading.Lock()
 _NAMES = itertools.count()
@@ -42,6 +47,88 @@ def _reset_lock_in_child() -> None:
 os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
+DURABLE = "durable-rules"
+DURABLE_REQUIREMENT = "durable-rules==2.0.28"
+# gcc 14 refuses durable-rules' call of the function Python 3.13 removed; this define renames it.
+GCC14_CPPFLAGS = "CPPFLAGS=-DPyEval_CallObject=PyObject_CallObject"
+_loaded: ModuleType | None = None
+_LOAD_LOCK = threading.Lock()
+
+
+def load_durable() -> ModuleType:
+    """durable's C module, loaded once.
+
+    durable-rules 2.0.28 calls `PyEval_CallObject`, which Python 3.13 removed. On 3.13 and
+    later our own `_durable_compat` extension (src/ivig_cds/_durable_compat.c) defines it, and
+    is loaded with RTLD_GLOBAL first so that the dynamic loader resolves durable's reference
+    to it.
+
+    Raises:
+        EngineUnavailableError: durable cannot be loaded; the message says what to do.
+    """
+    global _loaded  # noqa: PLW0603 (one module object per process, loaded on first use)
+    with _LOAD_LOCK:
+        if _loaded is None:
+            try:
+                if sys.version_info >= (3, 13):
+                    _load_compat()
+                import durable_rules_engine  # noqa: PLC0415 (loaded on first use, see above)
+            except ImportError as exc:
+                raise EngineUnavailableError(_unavailable(exc)) from None
+            _loaded = durable_rules_engine
+        return _loaded
+
+
+def _load_compat() -> None:
+    flags = sys.getdlopenflags()
+    sys.setdlopenflags(flags | os.RTLD_GLOBAL)
+    try:
+        import ivig_cds._durable_compat  # noqa: F401, PLC0415 (its symbol, global, is the point)
+    finally:
+        sys.setdlopenflags(flags)
+
+
+def durable_version() -> str | None:
+    """The installed durable-rules version, or None: read from metadata, nothing is loaded."""
+    try:
+        return importlib.metadata.version(DURABLE)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def python_description() -> str:
+    """`Python 3.13.0 (CPython, /usr/bin/python3)`: which interpreter, for versions and errors."""
+    version = ".".join(str(part) for part in sys.version_info[:3])
+    implementation = {"cpython": "CPython", "pypy": "PyPy"}.get(sys.implementation.name)
+    return f"Python {version} ({implementation or sys.implementation.name}, {sys.executable})"
+
+
+def _unavailable(exc: ImportError) -> str:
+    installed = durable_version()
+    where = f"on {python_description()}"
+    if exc.name == "ivig_cds._durable_compat":
+        return (
+            f"the rule engine cannot be loaded {where}: this installation of ivig-cds lacks its "
+            "compiled module ivig_cds._durable_compat, which durable-rules needs on Python 3.13 "
+            "and later. Reinstall ivig-cds from source with this Python "
+            "(pip install --force-reinstall --no-deps --no-binary ivig-cds ivig-cds, or "
+            "pip install -e . in a checkout); gcc and the Python headers are needed."
+        )
+    if installed is None:
+        return (
+            f"the rule engine cannot be loaded {where}: {DURABLE} is not installed. Install it "
+            f"with pip install '{DURABLE_REQUIREMENT}' (it compiles C: gcc and the Python "
+            f"headers are needed, e.g. apt-get install gcc python3-dev); with gcc 14 or later "
+            f"set {GCC14_CPPFLAGS} for that command."
+        )
+    return (
+        f"the rule engine cannot be loaded {where}: {DURABLE} {installed} does not load "
+        f"({exc}). ivig-cds is tested with it on Python 3.11, 3.12 and 3.13; use one of those, "
+        f"or rebuild it for this one: pip install --force-reinstall --no-cache-dir "
+        f"'{DURABLE_REQUIREMENT}' (with gcc 14 or later, with {GCC14_CPPFLAGS})."
+    )
+
+
 def _code(exc: BaseException) -> str:
     """durable's messages embed the fact; keep only its numeric error code."""
     found = re.search(r"error code:?\s*(\d+)", str(exc))
@@ -53,6 +140,7 @@ class DurableMatcher:
 
     def __init__(self, definition: Mapping[str, Any]) -> None:
         self._name = f"ivig_cds_{next(_NAMES)}"
+        self._dre = _dre = load_durable()  # EngineUnavailableError, with what to do about it
         try:
             with _LOCK:
                 self._handle = _dre.create_ruleset(self._name, json.dumps(definition))
@@ -62,6 +150,7 @@ class DurableMatcher:
     def match(self, fact: Mapping[str, Any]) -> frozenset[str]:
         message = json.dumps({**fact, "sid": _SID})
         fired: set[str] = set()
+        _dre = self._dre
         with _LOCK:
             try:
                 code, state = _dre.assert_fact(self._handle, message)

@@ -6,6 +6,7 @@
     │                                           (defined in _fhir.py, beside its only user)
     ├── KnowledgeBaseError                      rules/ or evidence/ failed to load or validate
     └── EngineError                             the rule engine failed while evaluating
+        ├── EngineUnavailableError              durable-rules cannot be loaded on this Python
         └── KnowledgeGapError                   no rule settles the question for this patient
 
 No message carries a patient record: at most the one offending value is quoted.
@@ -71,6 +72,10 @@ class KnowledgeBaseError(IvigCdsError):
 
 class EngineError(IvigCdsError):
     """The rule engine failed; the message names the stage, never the patient."""
+
+
+class EngineUnavailableError(EngineError):
+    """durable-rules is missing or does not load: the message names the Python and what to do."""
 
 
 class KnowledgeGapError(EngineError):

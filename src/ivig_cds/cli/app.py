@@ -18,6 +18,8 @@ from typing import Annotated
 import typer
 
 from ivig_cds import __version__
+from ivig_cds._engine import durable_version, load_durable, python_description
+from ivig_cds._errors import EngineUnavailableError
 from ivig_cds.cli import authoring, batch, common, evaluate, knowledge, serve
 
 app = typer.Typer(
@@ -27,7 +29,7 @@ app = typer.Typer(
     "that knowledge base. Start with:  ivig-cds evaluate --help\n\n"
     "Exit codes: 0 success; 1 an input file or the knowledge base is invalid; 2 usage error.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,  # its tracebacks print local variables: patient data
     rich_markup_mode=None,  # help is plain text, rule texts never pass through markup
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -47,11 +49,22 @@ for group, name in COMMAND_GROUPS:
 
 
 def _show_version(value: bool) -> None:
+    """What a bug report needs: this package, its knowledge base, the engine and the Python."""
     if not value:
         return
     typer.echo(f"ivig-cds {__version__}")
     kb = common.load(None, None)
     typer.echo(f"knowledge base {kb.manifest.name} {kb.version} ({kb.content_hash})")
+    try:
+        load_durable()
+        problem = None
+    except EngineUnavailableError as exc:
+        problem = str(exc)
+    engine = f"durable-rules {durable_version() or 'not installed'}"
+    typer.echo(engine if problem is None else f"{engine} (cannot be loaded; see below)")
+    typer.echo(python_description())
+    if problem is not None:
+        common.fail(problem)
     raise typer.Exit(0)
 
 
@@ -61,9 +74,11 @@ def _root(
         bool,
         typer.Option(
             "--version",
+            "-V",
             callback=_show_version,
             is_eager=True,
-            help="Print the package version and the knowledge base's version and content hash.",
+            help="Print the versions of ivig-cds, its knowledge base (with its content hash), "
+            "durable-rules and Python.",
         ),
     ] = False,
 ) -> None:
@@ -71,9 +86,12 @@ def _root(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (also `python -m ivig_cds`)."""
     try:
         app()
+    except EngineUnavailableError as exc:  # a command without its own handler met a broken engine
+        common.error(str(exc))
+        sys.exit(1)
     except BrokenPipeError:  # e.g. `ivig-cds trace | head`: the reader left, nothing to report
         sys.stderr.close()
         sys.exit(1)

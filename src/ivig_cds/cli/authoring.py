@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ivig_cds._errors import IvigCdsError
+from ivig_cds._errors import EngineUnavailableError, IvigCdsError
 from ivig_cds._evaluate import Evaluator
 from ivig_cds._patient import PatientContext
 from ivig_cds._trace import to_csv, to_json, to_markdown, trace_matrix
@@ -36,6 +36,8 @@ def validate(rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
     kb = common.load(rules, evidence, validating=True)
     try:
         Evaluator(kb)
+    except EngineUnavailableError as exc:
+        common.fail(str(exc))
     except IvigCdsError as exc:
         common.fail(f"the knowledge base loaded but could not be compiled: {exc}")
     windows = record_windows(kb)

@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
-from ivig_cds._errors import IvigCdsError, KnowledgeBaseError
+from ivig_cds._errors import EngineUnavailableError, IvigCdsError, KnowledgeBaseError
 from ivig_cds.cli import common
 from ivig_cds.cli.common import EvidenceDir, RulesDir
 from ivig_cds.cli.patient_files import STDIN
@@ -95,6 +95,8 @@ def batch(
     except KnowledgeBaseError:
         common.load(rules, evidence)  # loads it again to report every issue, then exits 1
         raise
+    except EngineUnavailableError as exc:
+        common.fail(str(exc))
     except IvigCdsError as exc:
         common.fail(f"the knowledge base could not be compiled: {exc}")
     evaluate = _batch.RecordEvaluator(rules, evidence, full=full)

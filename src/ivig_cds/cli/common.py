@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from ivig_cds._errors import IvigCdsError, KnowledgeBaseError
+from ivig_cds._errors import EngineUnavailableError, IvigCdsError, KnowledgeBaseError
 from ivig_cds._evaluate import Evaluator, default_evaluator
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._loader import load_knowledge_base
@@ -94,6 +94,8 @@ def evaluator(rules: Path | None, evidence: Path | None) -> Evaluator:
         if rules is None and evidence is None:
             return default_evaluator()
         return Evaluator(load(rules, evidence))
+    except EngineUnavailableError as exc:
+        fail(str(exc))
     except IvigCdsError as exc:
         fail(f"the knowledge base could not be compiled: {exc}")
 
