@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import email.parser
 import subprocess
 import sys
+import sysconfig
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+import ivig_cds
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,3 +60,53 @@ def test_installed_wheel_evaluates_from_anywhere(wheel: Path, tmp_path: Path) ->
     assert module.startswith(str(site))
     assert rules == str(site / "ivig_cds" / "_kb" / "rules")
     assert tier == "not_recommended"
+
+
+def test_wheel_carries_the_license_and_the_compiled_module_for_this_python(wheel: Path) -> None:
+    """Apache-2.0 text in the wheel; the wheel is tagged for, and holds the module built for,
+    this interpreter (not its C source)."""
+    archive = zipfile.ZipFile(wheel)
+    names = set(archive.namelist())
+    (license_file,) = (n for n in names if n.endswith(".dist-info/licenses/LICENSE"))
+    assert archive.read(license_file) == (REPO / "LICENSE").read_bytes()
+    assert b"Apache License\n                           Version 2.0" in archive.read(license_file)
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    assert f"ivig_cds/_durable_compat{suffix}" in names
+    assert not any(n.endswith(".c") for n in names)
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    assert wheel.name.startswith(f"ivig_cds-{ivig_cds.__version__}-{tag}-{tag}-")
+
+
+def test_metadata_declares_what_is_tested(wheel: Path) -> None:
+    """Requires-Python and the classifiers name 3.11 to 3.13, the Pythons .ci/run tests."""
+    archive = zipfile.ZipFile(wheel)
+    (metadata,) = (n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+    headers = email.parser.HeaderParser().parsestr(archive.read(metadata).decode())
+    assert headers["Requires-Python"] == "<3.14,>=3.11"
+    assert headers["License-Expression"] == "Apache-2.0"
+    versions = sorted(
+        c.rsplit(" ", 1)[1]
+        for c in headers.get_all("Classifier") or []
+        if c.startswith("Programming Language :: Python :: 3.")
+    )
+    assert versions == ["3.11", "3.12", "3.13"]
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "for version in 3.11 3.13; do" in ci
+
+
+def test_tested_constraints_satisfy_the_declared_dependencies() -> None:
+    """Each pinned version in .ci/constraints.txt lies inside pyproject's range for it, and
+    every runtime dependency is pinned there: CI tests what users may install."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = {}
+    for line in (REPO / ".ci" / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version
+    for spec in [*project["dependencies"], *project["optional-dependencies"]["dev"]]:
+        requirement = Requirement(spec)
+        pinned = pins[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(pinned), (spec, pinned)
+        upper = [s for s in requirement.specifier if s.operator in ("<", "<=", "==")]
+        if requirement.name in ("fastapi", "starlette", "pydantic", "fhir.resources", "typer"):
+            assert upper, f"{requirement.name} has no upper bound"
