@@ -16,7 +16,8 @@ def test_public_names_are_pinned() -> None:
     assert ivig_cds.__all__ == sorted(ivig_cds.__all__)
     assert ivig_cds.__all__ == [
         "Caution", "CautionRule", "Certainty", "CertaintyLevel", "Citation", "ConclusionRule",
-        "EngineError", "EngineUnavailableError", "Evaluator", "EvidenceEntry", "Fact", "FhirDataError", "FhirMapping",
+        "EngineError", "EngineUnavailableError", "Evaluator", "EvidenceEntry", "Fact",
+        "FhirDataError", "FhirMapping",
         "Finding", "FirstLineStatus",
         "IntendedUse", "InvalidPatientError", "IvigCdsError", "KnowledgeBase",
         "KnowledgeBaseError", "KnowledgeBaseRef", "KnowledgeGapError", "KnowledgeIssue",
