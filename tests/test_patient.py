@@ -82,6 +82,37 @@ def test_all_problems_are_reported_together() -> None:
     assert str(caught.value).startswith("invalid patient context (3 problems):\n  - edss:")
 
 
+def test_type_range_step_and_conflict_errors_come_in_one_round() -> None:
+    """A wrong type, an out-of-range and an off-step value, and a male patient who is pregnant:
+    all four in one error, not one layer per attempt."""
+    with pytest.raises(InvalidPatientError) as caught:
+        parse_patient(
+            {"sex": "male", "pregnancy_status": "pregnant", "acute_relapse": "yes", "edss": 11}
+        )
+    assert caught.value.problems == [
+        "acute_relapse: Input should be a valid boolean (got 'yes')",
+        "edss: Input should be less than or equal to 10 (got 11)",
+        "pregnancy_status: 'pregnant' contradicts sex 'male'; correct one of them",
+    ]
+    with pytest.raises(InvalidPatientError) as caught:
+        parse_patient({"edss": 3.3, "age_years": -1, "sex": "male", "breastfeeding": True})
+    assert caught.value.problems == [
+        "edss: must be from 0 to 10 in steps of 0.5 (got 3.3)",
+        "age_years: Input should be greater than or equal to 0 (got -1)",
+        "breastfeeding: true contradicts sex 'male'; correct one of them",
+    ]
+
+
+def test_no_conflict_is_reported_against_a_value_that_is_itself_invalid() -> None:
+    """A misspelt pregnancy status is the one problem: it is not also "unknown" for the weeks."""
+    with pytest.raises(InvalidPatientError) as caught:
+        parse_patient({"weeks_postpartum": 4, "pregnancy_status": "postpartm", "sex": "male"})
+    assert caught.value.problems == [
+        "pregnancy_status: Input should be 'pregnant', 'postpartum' or 'not_pregnant' "
+        "(got 'postpartm')"
+    ]
+
+
 def test_source_prefixes_the_message() -> None:
     """A caller-given source (a file name) starts the message."""
     with pytest.raises(InvalidPatientError, match=r"^patients/a\.yaml: invalid patient context"):
@@ -149,10 +180,10 @@ def test_each_problem_carries_the_location_of_its_value() -> None:
         parse_patient(
             {"sex": "male", "pregnancy_status": "pregnant", "thromboembolic_risk_factors": [""]}
         )
-    assert caught.value.locations == [("thromboembolic_risk_factors", 0)]
+    assert caught.value.locations == [("thromboembolic_risk_factors", 0), ("pregnancy_status",)]
     with pytest.raises(InvalidPatientError) as caught:
         parse_patient({"sex": "male", "pregnancy_status": "pregnant", "edsss": 2})
-    assert caught.value.locations == [("edsss",)]
+    assert caught.value.locations == [("edsss",), ("pregnancy_status",)]
     with pytest.raises(InvalidPatientError) as caught:
         parse_patient({"sex": "male", "pregnancy_status": "pregnant"})
     assert caught.value.locations == [("pregnancy_status",)]

@@ -7,11 +7,21 @@ answer is worse than none.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic import StringConstraints as Str
+from pydantic_core import PydanticCustomError
 
 from ivig_cds._errors import InvalidPatientError
 from ivig_cds._hints import did_you_mean
@@ -25,6 +35,14 @@ from ivig_cds._vocabulary import (
 from ivig_cds._yaml import shorten
 
 _RiskFactor = Annotated[str, Str(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _half_steps(edss: float) -> float:
+    # A field check, not a cross-field one: reported in the same round as type and range errors.
+    if (edss * 2) % 1 != 0:
+        raise PydanticCustomError("edss_step", "must be from 0 to 10 in steps of 0.5")
+    return edss
+
 
 
 class PatientContext(BaseModel):
@@ -76,54 +94,87 @@ class PatientContext(BaseModel):
         description="A disease-modifying therapy other than interferon-beta and glatiramer "
         "acetate (a later agent) is in use now.",
     )
-    edss: Annotated[float, Field(strict=True, ge=0, le=10, allow_inf_nan=False)] | None = Field(
+    edss: (
+        Annotated[
+            float, Field(strict=True, ge=0, le=10, allow_inf_nan=False), AfterValidator(_half_steps)
+        ]
+        | None
+    ) = Field(
         default=None, description="Expanded Disability Status Scale, 0 to 10 in steps of 0.5."
     )
     age_years: Annotated[int, Field(strict=True, ge=0, le=130)] | None = None
     sex: Sex | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        problems = list(_inconsistencies(self))
+    def _consistent(self, info: ValidationInfo) -> Self:
+        # `parse_patient` passes the fields that failed their own checks as context["invalid"]:
+        # a conflict with a value that is itself wrong is not reported (it may be the typo).
+        invalid = (info.context or {}).get("invalid", frozenset())
+        problems = _conflicts(self, invalid)
         if problems:
             raise ValueError("\n".join(problems))
         return self
 
 
-# Fields the consistency check relates to each other. Asking "could this unknown fact fire a
-# rule?" validates a hypothetical patient, so it reads through these pairs (sex rules out
-# pregnancy, say): the missing-data analysis uses them, and `unused_facts` counts them as read.
-RELATED_FIELDS: tuple[tuple[str, str], ...] = (
-    ("sex", "pregnancy_status"),
-    ("sex", "breastfeeding"),
-    ("weeks_postpartum", "pregnancy_status"),
-    ("intended_use", "acute_relapse"),
-)
+def _conflict(first: str, second: str) -> Callable[[_Check], _Check]:
+    """Register a check that two fields agree; it returns a problem line or None."""
+
+    def register(check: _Check) -> _Check:
+        _CHECKS.append(((first, second), check))
+        return check
+
+    return register
 
 
-def _inconsistencies(p: PatientContext) -> list[str]:
-    found = []
-    if p.edss is not None and (p.edss * 2) % 1 != 0:
-        found.append(f"edss: must be from 0 to 10 in steps of 0.5 (got {p.edss})")
+_Check = Callable[[PatientContext], str | None]
+_CHECKS: list[tuple[tuple[str, str], _Check]] = []
+
+
+def _conflicts(p: PatientContext, invalid: frozenset[str] = frozenset()) -> list[str]:
+    """Every cross-field conflict, skipping checks that involve a field known to be invalid."""
+    found = (check(p) for fields, check in _CHECKS if not set(fields) & invalid)
+    return [problem for problem in found if problem is not None]
+
+
+@_conflict("sex", "pregnancy_status")
+def _male_pregnant(p: PatientContext) -> str | None:
     if p.sex is Sex.MALE and p.pregnancy_status in (
         PregnancyStatus.PREGNANT,
         PregnancyStatus.POSTPARTUM,
     ):
-        found.append(
-            f"pregnancy_status: '{p.pregnancy_status}' contradicts sex 'male'; correct one of them"
-        )
+        status = p.pregnancy_status
+        return f"pregnancy_status: '{status}' contradicts sex 'male'; correct one of them"
+    return None
+
+
+@_conflict("sex", "breastfeeding")
+def _male_breastfeeding(p: PatientContext) -> str | None:
     if p.sex is Sex.MALE and p.breastfeeding:
-        found.append("breastfeeding: true contradicts sex 'male'; correct one of them")
+        return "breastfeeding: true contradicts sex 'male'; correct one of them"
+    return None
+
+
+@_conflict("weeks_postpartum", "pregnancy_status")
+def _weeks_without_postpartum(p: PatientContext) -> str | None:
     if p.weeks_postpartum is not None and p.pregnancy_status is not PregnancyStatus.POSTPARTUM:
-        found.append(
+        return (
             "weeks_postpartum: given but pregnancy_status is "
             f"{_shown(p.pregnancy_status)}; it needs pregnancy_status 'postpartum'"
         )
+    return None
+
+
+@_conflict("intended_use", "acute_relapse")
+def _relapse_question_without_relapse(p: PatientContext) -> str | None:
     if p.intended_use is IntendedUse.ACUTE_RELAPSE and p.acute_relapse is False:
-        found.append(
-            "intended_use: 'acute_relapse' contradicts acute_relapse false; correct one of them"
-        )
-    return found
+        return "intended_use: 'acute_relapse' contradicts acute_relapse false; correct one of them"
+    return None
+
+
+# Fields the consistency check relates to each other. Asking "could this unknown fact fire a
+# rule?" validates a hypothetical patient, so it reads through these pairs (sex rules out
+# pregnancy, say): the missing-data analysis uses them, and `unused_facts` counts them as read.
+RELATED_FIELDS: tuple[tuple[str, str], ...] = tuple(fields for fields, _ in _CHECKS)
 
 
 def _shown(value: object) -> str:
@@ -154,6 +205,7 @@ def parse_patient(data: object, *, source: str | None = None) -> PatientContext:
         patient = PatientContext.model_validate(usable)
     except ValidationError as exc:
         described += _describe(exc, data)
+        described += _conflicts_among_valid_fields(usable, exc, described)
     else:
         if not described:
             return patient
@@ -162,6 +214,26 @@ def parse_patient(data: object, *, source: str | None = None) -> PatientContext:
         source=source,
         locations=[loc for loc, _ in described],
     )
+
+
+def _conflicts_among_valid_fields(
+    data: Mapping[Any, Any],
+    exc: ValidationError,
+    described: list[tuple[tuple[str | int, ...], str]],
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """The cross-field conflicts pydantic never reached because some field failed first.
+
+    Conflicts are checked among the fields that passed, so one round of errors lists type,
+    range and step errors and conflicts together (male and pregnant, beside EDSS 11).
+    """
+    invalid = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+    invalid |= {str(loc[0]) for loc, _ in described if loc}
+    valid = {k: v for k, v in data.items() if k in _FIELDS and k not in invalid}
+    try:
+        PatientContext.model_validate(valid, context={"invalid": frozenset(invalid)})
+    except ValidationError as again:
+        return [p for p in _describe(again, data) if p not in described]
+    return []
 
 
 def _screened(
