@@ -96,14 +96,22 @@ def one(raw: bytes | None, **options: Any) -> dict[str, Any]:
         (b"\xc3", "not_utf8", "byte 1 is not UTF-8 (unexpected end of data)"),
         (b"{bad", "invalid_json", "Expecting property name enclosed in double quotes at column 2"),
         (b'{"edss": 1} x', "invalid_json", "Extra data at column 13"),
-        (b'{"edss": NaN}', "invalid_json", "NaN is not allowed: JSON has no NaN or infinity"),
+        (
+            b'{"edss": NaN}',
+            "invalid_json",
+            "NaN is not allowed: JSON has no NaN or infinity at column 10",
+        ),
         (
             b'{"age_years": -Infinity}',
             "invalid_json",
-            "-Infinity is not allowed: JSON has no NaN or infinity",
+            "-Infinity is not allowed: JSON has no NaN or infinity at column 15",
         ),
         (b"[" * 100_000, "invalid_json", "nested too deeply for a patient context"),
-        (b'{"edss": 1, "edss": 2}', "invalid_json", "key 'edss' appears more than once"),
+        (
+            b'{"edss": 1, "edss": 2}',
+            "invalid_json",
+            "key 'edss' appears more than once at column 13",
+        ),
         (b"[1]", "not_an_object", "expected a JSON object of patient fields, got an array"),
         (b'"RRMS"', "not_an_object", "expected a JSON object of patient fields, got a string"),
         (b"4.5", "not_an_object", "expected a JSON object of patient fields, got a number"),
@@ -681,3 +689,15 @@ def test_a_large_run_keeps_every_line_in_constant_memory(tmp_path: Path) -> None
     results, errors = lines_in(out), lines_in(tmp_path / "out.errors.ndjson")
     assert (code, results + errors, errors) == ("1", 200_000, bad)
     assert int(rss_kib) < 200_000  # the input is ~50 MB and the results ~80 MB: neither held
+
+
+def test_a_yaml_file_given_to_batch_gets_a_hint(tmp_path: Path) -> None:
+    """batch reads NDJSON: a YAML patient file is a usage error pointing to `evaluate`."""
+    patient = tmp_path / "patient.yaml"
+    patient.write_text("ms_phenotype: RRMS\n")
+    result = CliRunner().invoke(app, ["batch", str(patient), "--out", str(tmp_path / "r.ndjson")])
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.replace("│", "").split())
+    assert f"'{patient}' is a YAML file, and batch reads NDJSON (one JSON patient" in message
+    assert f"evaluate YAML files with `ivig-cds evaluate {patient}`" in message
+    assert not (tmp_path / "r.ndjson").exists()

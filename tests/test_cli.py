@@ -22,7 +22,7 @@ from ivig_cds.cli import app
 REPO = Path(__file__).resolve().parents[1]
 PATIENTS = REPO / "examples"
 INTOLERANT = PATIENTS / "c02a-rrms-interferon-intolerant.yaml"
-SPMS = PATIENTS / "c05-spms-progressing.json"
+SPMS = REPO / "tests" / "fixtures" / "json-patients" / "c05-spms-progressing.json"
 EDSS_11 = REPO / "examples" / "invalid" / "edss-11.yaml"
 ISSUE = re.compile(r"^\S+\.yaml:\d+:\d+: ", re.MULTILINE)  # path:line:column: message
 
@@ -200,7 +200,7 @@ def test_evaluate_malformed_yaml_from_stdin_names_stdin_and_position() -> None:
     assert_clean(result)
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.startswith("error: <stdin>: is not a valid YAML or JSON file\n")
+    assert result.stderr.startswith("error: <stdin>: is not a valid YAML file\n")
     assert re.search(r"line 2, column \d+: invalid YAML", result.stderr)
 
 

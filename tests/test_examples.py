@@ -1,9 +1,11 @@
 """The example patients in examples/ against their golden files in examples/expected/.
 
-Each valid example (directly in examples/, one YAML and one JSON twin per case) must print exactly
-examples/expected/<name>.json with `--format json` and <name>.md with `--format markdown`; each
+Each valid example (a YAML file directly in examples/, one per case) must print exactly
+examples/expected/<name>.json with `--format json` and <name>.md with `--format markdown`, and so
+must its JSON twin, if it has one, in tests/fixtures/json-patients/; each
 invalid one (examples/invalid/) must fail with exit code 1 and print exactly
-examples/expected/invalid/<file>.txt on standard error. The tests never rewrite a golden file.
+examples/expected/invalid/<file>.txt on standard error. examples/patients.ndjson holds every
+valid example as one JSON line, for `ivig-cds batch`. The tests never rewrite a golden file.
 After an intended change (a rule's text, a renderer), regenerate them and review the diff:
 
     python -m tests.test_examples --update
@@ -30,7 +32,11 @@ INVALID = EXAMPLES / "invalid"
 EXPECTED = EXAMPLES / "expected"
 UPDATE_COMMAND = "python -m tests.test_examples --update"
 
+JSON_TWINS = ROOT / "tests" / "fixtures" / "json-patients"
+NDJSON = EXAMPLES / "patients.ndjson"
+
 VALID_FILES = sorted(p for p in PATIENTS.iterdir() if p.suffix in (".yaml", ".json"))
+TWIN_FILES = sorted(JSON_TWINS.glob("*.json"))
 INVALID_FILES = sorted(p for p in INVALID.iterdir() if p.suffix in (".yaml", ".json"))
 FORMATS = {"json": ".json", "markdown": ".md"}
 
@@ -65,9 +71,10 @@ def _at_repository_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("output_format", FORMATS)
-@pytest.mark.parametrize("path", VALID_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", VALID_FILES + TWIN_FILES, ids=lambda p: p.name)
 def test_example_matches_golden(path: Path, output_format: str) -> None:
-    """A valid example evaluates (exit 0, nothing on stderr) to exactly its golden output."""
+    """A valid example, or its JSON twin, evaluates (exit 0, nothing on stderr) to exactly its
+    golden output."""
     golden = _golden(path, output_format)
     assert golden.is_file(), f"no golden file {_relative(golden)}; run `{UPDATE_COMMAND}`"
     code, out, err = _run("evaluate", "--format", output_format, _relative(path))
@@ -93,19 +100,29 @@ def test_invalid_examples_cover_the_documented_mistakes() -> None:
     assert "edss: Input should be less than or equal to 10 (got 11)" in errors["edss-11.yaml"]
     assert "did you mean 'ms_phenotype'?" in errors["unknown-field.yaml"]
     assert "invalid YAML" in errors["malformed.yaml"]
-    assert "invalid YAML" in errors["malformed.json"]
+    assert "line 4, column 15: invalid JSON: Expecting property name" in errors["malformed.json"]
 
 
-def test_yaml_and_json_twins_hold_the_same_patient() -> None:
-    """Every case exists as YAML and as JSON, with identical data and an id naming the case."""
-    yaml_stems = {p.stem for p in VALID_FILES if p.suffix == ".yaml"}
-    json_stems = {p.stem for p in VALID_FILES if p.suffix == ".json"}
-    assert yaml_stems == json_stems
-    for stem in sorted(yaml_stems):
-        from_yaml = parse_yaml((PATIENTS / f"{stem}.yaml").read_bytes()).data
-        from_json = json.loads((PATIENTS / f"{stem}.json").read_text(encoding="utf-8"))
-        assert from_yaml == from_json, stem
-        assert from_yaml["patient_id"] == f"example-{stem}"
+def test_examples_are_in_one_format_and_json_twins_match_them() -> None:
+    """examples/ holds each case once, in YAML; a JSON twin in the tests holds the same data."""
+    assert [p.suffix for p in VALID_FILES] == [".yaml"] * len(VALID_FILES)
+    examples = {p.stem for p in VALID_FILES}
+    for twin in TWIN_FILES:
+        assert twin.stem in examples, f"{_relative(twin)} has no example in examples/"
+        from_yaml = parse_yaml((PATIENTS / f"{twin.stem}.yaml").read_bytes()).data
+        assert json.loads(twin.read_text(encoding="utf-8")) == from_yaml, twin.stem
+    for path in VALID_FILES:
+        assert parse_yaml(path.read_bytes()).data["patient_id"] == f"example-{path.stem}"
+
+
+def _ndjson() -> str:
+    lines = [parse_yaml(p.read_bytes()).data for p in VALID_FILES]
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+
+
+def test_patients_ndjson_holds_every_example_in_order() -> None:
+    """examples/patients.ndjson is the examples, one JSON object per line, in file-name order."""
+    assert NDJSON.read_text(encoding="utf-8") == _ndjson(), _differs(NDJSON)
 
 
 def test_every_rule_has_an_example(kb: KnowledgeBase) -> None:
@@ -152,6 +169,7 @@ def update() -> None:
             if code != 0:
                 raise SystemExit(f"{_relative(path)} failed (exit {code}):\n{err}")
             _golden(path, output_format).write_text(out, encoding="utf-8")
+    NDJSON.write_text(_ndjson(), encoding="utf-8")
     for path in INVALID_FILES:
         code, _, err = _run("evaluate", "--format", "json", _relative(path))
         if code != 1:

@@ -39,14 +39,19 @@ from tests.strategies import patients
 from tests.test_fuzz_api import _LINE as PROBLEM_LINE
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((REPO / "examples").glob("*.yaml")) + sorted((REPO / "examples").glob("*.json"))
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml")) + sorted(
+    (REPO / "tests" / "fixtures" / "json-patients").glob("*.json")
+)
 PREFETCH = json.loads(
     (REPO / "examples" / "cds-hooks" / "rrms-interferon-intolerant.json").read_text()
 )["prefetch"]
 SUMMARIES = (
     "cannot be read",
-    "is not a valid YAML or JSON file",
+    "is not a valid YAML file",
+    "is not valid JSON",
     "is not a valid patient context",
+    "is a FHIR Bundle, not a patient context",
+    "is a CDS Hooks request, not a patient context",
     "is not a FHIR Bundle",
     "is not a usable FHIR Bundle",
 )
@@ -484,4 +489,4 @@ def test_installed_script_reports_bad_files_without_traceback(tmp_path: Path, ra
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr + done.stdout
-    assert done.stderr.startswith(f"error: {path}: is not a valid YAML or JSON file\n  - ")
+    assert done.stderr.startswith(f"error: {path}: is not a valid YAML file\n  - ")

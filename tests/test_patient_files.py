@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -117,9 +118,9 @@ def test_not_a_mapping_is_located_at_the_document(tmp_path: Path) -> None:
 def test_yaml_syntax_error_keeps_line_and_column(tmp_path: Path) -> None:
     """A syntax error becomes one located problem; duplicate keys are refused too."""
     error = failure(tmp_path / "p.yaml", "sex: female\nsex: male\n")
-    assert error.summary == "is not a valid YAML or JSON file"
+    assert error.summary == "is not a valid YAML file"
     assert error.problems == (Problem("duplicate key 'sex'", 2, 1),)
-    assert str(error) == f"{tmp_path / 'p.yaml'}: is not a valid YAML or JSON file\n" \
+    assert str(error) == f"{tmp_path / 'p.yaml'}: is not a valid YAML file\n" \
         "  - line 2, column 1: duplicate key 'sex'"  # fmt: skip
 
 
@@ -129,3 +130,103 @@ def test_unreadable_file_is_an_error_not_a_crash(tmp_path: Path) -> None:
         read_patient(source(tmp_path), no_stdin)
     assert caught.value.summary == "cannot be read"
     assert caught.value.problems == (Problem("Is a directory"),)
+
+
+@pytest.mark.parametrize(
+    ("text", "problems"),
+    [
+        (
+            '{\n  "ms_phenotype": "RRMS",\n  "edss": 2.5,\n}\n',
+            [Problem("invalid JSON: Expecting property name enclosed in double quotes", 4, 1)],
+        ),
+        (
+            '{"ms_phenotype": RRMS}',
+            [Problem("invalid JSON: Expecting value", 1, 18)],
+        ),
+        (
+            '{"ms_phenotype": "RRMS",\n "edss": NaN}',
+            [Problem("invalid JSON: NaN is not allowed: JSON has no NaN or infinity", 2, 10)],
+        ),
+        (
+            '{"edss": 2.5,\n "edss": 3}',
+            [Problem("invalid JSON: key 'edss' appears more than once", 2, 2)],
+        ),
+        (
+            "ms_phenotype: RRMS\n",
+            [
+                Problem("invalid JSON: Expecting value", 1, 1),
+                Problem("the file looks like YAML; YAML files end in .yaml or .yml"),
+            ],
+        ),
+    ],
+)
+def test_json_files_are_strict_json(tmp_path: Path, text: str, problems: list[Problem]) -> None:
+    """.json is JSON: no trailing commas, bare words, NaN or repeated keys; errors are located."""
+    error = failure(tmp_path / "p.json", text)
+    assert error.summary == "is not valid JSON"
+    assert list(error.problems) == problems
+
+
+def test_json_validation_errors_point_into_the_file(tmp_path: Path) -> None:
+    """A valid JSON file with a bad value is located like YAML: at the field's line."""
+    error = failure(tmp_path / "p.json", '{\n  "sex": "male",\n  "edss": 11\n}')
+    assert error.problems == (
+        Problem("edss: Input should be less than or equal to 10 (got 11)", 3, 3),
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "phenotype_or_summary"),
+    [
+        (b"ms_phenotype: CIS\n", MSPhenotype.CIS),
+        (b'  {"ms_phenotype": "SPMS"}', MSPhenotype.SPMS),
+        (b'{"ms_phenotype": "SPMS",}', "is not valid JSON"),
+        (b"ms_phenotype: [CIS\n", "is not a valid YAML file"),
+    ],
+)
+def test_standard_input_is_read_by_its_content(
+    given: bytes, phenotype_or_summary: MSPhenotype | str
+) -> None:
+    """Standard input starting with { or [ is strict JSON; anything else is YAML."""
+    stdin = PatientSource(STDIN_NAME, None)
+    if isinstance(phenotype_or_summary, MSPhenotype):
+        assert read_patient(stdin, lambda: given).ms_phenotype is phenotype_or_summary
+        return
+    with pytest.raises(PatientFileError) as caught:
+        read_patient(stdin, lambda: given)
+    assert caught.value.summary == phenotype_or_summary
+
+
+def test_yaml_files_stay_yaml_whatever_they_hold(tmp_path: Path) -> None:
+    """A .yaml file is read as YAML even when it starts like JSON (flow style)."""
+    (tmp_path / "p.yaml").write_text("{ms_phenotype: PPMS, edss: 6.5}\n")
+    assert read_patient(source(tmp_path / "p.yaml"), no_stdin).ms_phenotype is MSPhenotype.PPMS
+
+
+@pytest.mark.parametrize(
+    ("document", "summary", "hint"),
+    [
+        (
+            {"resourceType": "Bundle", "type": "collection", "entry": []},
+            "is a FHIR Bundle, not a patient context",
+            "add --fhir to evaluate it: ivig-cds evaluate --fhir {path}",
+        ),
+        (
+            {"resourceType": "Patient", "gender": "female"},
+            "is a FHIR Patient resource, not a patient context",
+            "--fhir evaluates a FHIR R4 Bundle holding the patient's resources",
+        ),
+        (
+            {"hook": "patient-view", "hookInstance": "x", "prefetch": {}},
+            "is a CDS Hooks request, not a patient context",
+            "send it to the CDS Hooks service (ivig-cds serve), or its prefetch Bundle to --fhir",
+        ),
+    ],
+)
+def test_fhir_and_cds_hooks_documents_get_a_hint(
+    tmp_path: Path, document: dict[str, object], summary: str, hint: str
+) -> None:
+    """Not a wall of "unknown field" lines: what the file is, and the option that reads it."""
+    path = tmp_path / "bundle.json"
+    error = failure(path, json.dumps(document))
+    assert (error.summary, error.problems) == (summary, (Problem(hint.format(path=path)),))

@@ -32,6 +32,7 @@ from typing import IO, Any, NamedTuple
 
 from ivig_cds._errors import EngineError, InvalidPatientError, IvigCdsError
 from ivig_cds._evaluate import Evaluator, default_evaluator
+from ivig_cds._json import JsonProblem, loads_strict
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._loader import load_knowledge_base
 from ivig_cds._recommendation import Recommendation
@@ -76,23 +77,6 @@ class _LineError(ValueError):
         self.problems = list(problems)
 
 
-def _no_constant(name: str) -> object:
-    raise _LineError("invalid_json", f"{name} is not allowed: JSON has no NaN or infinity")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json.loads would silently keep the last of two values: ambiguous input, so refuse it.
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                shown = repr(key[:60] + "…") if len(key) > 60 else repr(key)
-                raise _LineError("invalid_json", f"key {shown} appears more than once")
-            seen.add(key)
-    return obj
-
-
 _KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 
 
@@ -109,11 +93,11 @@ def _parse(raw: bytes | None, max_line_bytes: int) -> dict[str, Any]:
     if not text.strip():
         raise _LineError("blank_line", "the line is empty; expected a JSON object")
     try:
-        data = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as exc:
-        raise _LineError("invalid_json", f"{exc.msg} at column {exc.colno}") from None
-    except RecursionError:
-        raise _LineError("invalid_json", "nested too deeply for a patient context") from None
+        data = loads_strict(text)
+    except JsonProblem as exc:
+        if exc.line is None:  # Python's reader ran out of stack
+            raise _LineError("invalid_json", "nested too deeply for a patient context") from None
+        raise _LineError("invalid_json", f"{exc.message} at column {exc.column}") from None
     if not isinstance(data, dict):
         kind = "null" if data is None else _KINDS.get(type(data), type(data).__name__)
         raise _LineError("not_an_object", f"expected a JSON object of patient fields, got {kind}")

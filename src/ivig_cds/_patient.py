@@ -44,7 +44,6 @@ def _half_steps(edss: float) -> float:
     return edss
 
 
-
 class PatientContext(BaseModel):
     """What is known about one patient; `None` everywhere means "unknown"."""
 

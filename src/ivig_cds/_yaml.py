@@ -199,6 +199,22 @@ def parse_yaml(raw: bytes, *, max_bytes: int = MAX_BYTES) -> LocatedDocument:
     return LocatedDocument(data, marks)
 
 
+def node_positions(text: str) -> dict[Path, tuple[int, int]]:
+    """Line and column of each value of a document read some other way (strict JSON, which is
+    also YAML), for pointing validation errors into it; empty if YAML cannot follow it."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+    except (yaml.YAMLError, YamlProblem, RecursionError):
+        return {}
+    finally:
+        loader.dispose()
+    marks: dict[Path, tuple[int, int]] = {}
+    if node is not None:
+        _walk(node, (), marks)
+    return marks
+
+
 def _located(exc: yaml.MarkedYAMLError) -> YamlProblem:
     mark = exc.problem_mark or exc.context_mark
     where = _pos(mark) if mark else (None, None)

@@ -156,6 +156,13 @@ def _check_batch_paths(source: str, out: Path, errors: Path) -> None:
             raise typer.BadParameter(
                 f"'{source}' is a directory; give one NDJSON file", param_hint="INPUT"
             )
+        if path.suffix.lower() in (".yaml", ".yml"):
+            raise typer.BadParameter(
+                f"'{source}' is a YAML file, and batch reads NDJSON (one JSON patient object per "
+                f"line, like examples/patients.ndjson); evaluate YAML files with "
+                f"`ivig-cds evaluate {source}`",
+                param_hint="INPUT",
+            )
         for given, option in ((out, "'--out'"), (errors, "'--errors'")):
             if _same_file(path, given):
                 raise typer.BadParameter(

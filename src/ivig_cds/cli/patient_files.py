@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from ivig_cds._errors import InvalidPatientError, IvigCdsError
+from ivig_cds._json import JsonProblem, loads_strict
 from ivig_cds._patient import PatientContext, parse_patient
-from ivig_cds._yaml import LocatedDocument, YamlProblem, parse_yaml, read_limited
+from ivig_cds._yaml import LocatedDocument, YamlProblem, node_positions, parse_yaml, read_limited
 
 PATIENT_SUFFIXES = (".json", ".yaml", ".yml")
 # A full patient context is under 12 KiB even with 50 long risk factors; the YAML reader is pure
@@ -114,24 +116,59 @@ def _empty_directory(given: str, path: Path) -> str:
 def read_document(
     source: PatientSource, stdin: Callable[[], bytes], *, max_bytes: int = MAX_PATIENT_BYTES
 ) -> LocatedDocument:
-    """Read and parse one patient file as YAML or JSON (JSON is read as YAML).
+    """Read and parse one patient file: `.json` as strict JSON, `.yaml`/`.yml` as YAML, and
+    anything else (standard input included) by its content: JSON if it starts with `{` or `[`.
 
     Raises:
-        PatientFileError: the file cannot be read or is not a single YAML/JSON document.
+        PatientFileError: the file cannot be read or is not a single JSON/YAML document.
     """
     try:
         raw = source.read_bytes(stdin, max_bytes)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise PatientFileError(source.name, "cannot be read", [Problem(reason)]) from None
+    if _is_json(source, raw):
+        return _parse_json(source, raw, max_bytes)
     try:
         return parse_yaml(raw, max_bytes=max_bytes)
     except YamlProblem as exc:
         raise PatientFileError(
-            source.name,
-            "is not a valid YAML or JSON file",
-            [Problem(exc.message, exc.line, exc.column)],
+            source.name, "is not a valid YAML file", [Problem(exc.message, exc.line, exc.column)]
         ) from None
+
+
+def _is_json(source: PatientSource, raw: bytes) -> bool:
+    suffix = source.path.suffix.lower() if source.path is not None else ""
+    if suffix in (".yaml", ".yml"):
+        return False
+    return suffix == ".json" or raw.removeprefix(BOM).lstrip()[:1] in (b"{", b"[")
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+def _parse_json(source: PatientSource, raw: bytes, max_bytes: int) -> LocatedDocument:
+    """Strict JSON (no trailing commas, unquoted words, NaN or repeated keys), with positions."""
+
+    def invalid(message: str, line: int | None = None, column: int | None = None) -> NoReturn:
+        problems = [Problem(message, line, column)]
+        if raw.removeprefix(BOM).lstrip()[:1] not in (b"{", b"[", b""):
+            problems.append(Problem("the file looks like YAML; YAML files end in .yaml or .yml"))
+        raise PatientFileError(source.name, "is not valid JSON", problems)
+
+    if len(raw) > max_bytes:
+        invalid(f"file is larger than {max_bytes // 1024} KiB")
+    try:
+        text = raw.removeprefix(BOM).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        invalid(f"file is not UTF-8 text (bad byte at offset {exc.start})")
+    if not text.strip():
+        invalid("file is empty; expected a JSON object")
+    try:
+        data = loads_strict(text)
+    except JsonProblem as exc:
+        invalid(f"invalid JSON: {exc.message}", exc.line, exc.column)
+    return LocatedDocument(data, node_positions(text))
 
 
 def read_patient(source: PatientSource, stdin: Callable[[], bytes]) -> PatientContext:
@@ -141,12 +178,36 @@ def read_patient(source: PatientSource, stdin: Callable[[], bytes]) -> PatientCo
         PatientFileError: naming the file, with one located problem per offending field.
     """
     document = read_document(source, stdin)
+    _refuse_other_documents(source, document.data)
     try:
         return parse_patient(document.data, source=source.name)
     except InvalidPatientError as exc:
         raise PatientFileError(
             source.name, "is not a valid patient context", located(exc, document)
         ) from None
+
+
+def _refuse_other_documents(source: PatientSource, data: object) -> None:
+    """A FHIR resource or a CDS Hooks request is not a patient context: say what to do."""
+    if not isinstance(data, dict):
+        return
+    kind = data.get("resourceType")
+    if kind == "Bundle":
+        shown = source.name if source.path is not None else STDIN
+        hint = f"add --fhir to evaluate it: ivig-cds evaluate --fhir {shown}"
+        raise PatientFileError(
+            source.name, "is a FHIR Bundle, not a patient context", [Problem(hint)]
+        )
+    if isinstance(kind, str):
+        hint = "--fhir evaluates a FHIR R4 Bundle holding the patient's resources"
+        raise PatientFileError(
+            source.name, f"is a FHIR {kind[:40]} resource, not a patient context", [Problem(hint)]
+        )
+    if "hook" in data and "prefetch" in data:
+        hint = "send it to the CDS Hooks service (ivig-cds serve), or its prefetch Bundle to --fhir"
+        raise PatientFileError(
+            source.name, "is a CDS Hooks request, not a patient context", [Problem(hint)]
+        )
 
 
 def located(error: InvalidPatientError, document: LocatedDocument) -> list[Problem]:
