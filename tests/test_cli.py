@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from ivig_cds import KnowledgeBase, __version__, _engine
-from ivig_cds.cli import app
+from ivig_cds.cli import app, common, evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 PATIENTS = REPO / "examples"
@@ -115,6 +116,57 @@ def test_evaluate_markdown_is_a_note_with_linked_references() -> None:
     assert "[PMID 15451222](https://pubmed.ncbi.nlm.nih.gov/15451222/)" in out
     assert "(K7)" in out
     assert "No IVIG dose is recommended." in out
+
+
+def test_evaluate_table_has_one_row_per_file_with_its_key_facts() -> None:
+    """`--format table` (tab-separated when piped): file, tier, question, rule, key citation and
+    missing data of each example, as its golden JSON says."""
+    result = run("evaluate", "--format", "table", PATIENTS)
+    assert result.exit_code == 0
+    header, *rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert header == ["file", "tier", "question", "rule", "key citation", "missing data"]
+    files = sorted(p for p in PATIENTS.iterdir() if p.suffix == ".yaml")
+    assert [row[0] for row in rows] == [p.name for p in files]
+    for row, path in zip(rows, files, strict=True):
+        golden = json.loads((PATIENTS / "expected" / f"{path.stem}.json").read_text())
+        assert row[1:4] == [
+            golden["tier"],
+            golden["question"]["intended_use"],
+            golden["primary_rule"],
+        ]
+        if not golden["citations"]:
+            assert row[4] == "-"
+        elif golden["citations"][0]["pmid"] is None:
+            assert row[4] == "PMID not shown in the source"
+        else:
+            assert row[4].endswith(f", PMID {golden['citations'][0]['pmid']}")
+        assert row[5] == (", ".join(golden["missing_data"]) or "-")
+    by_file = {row[0]: row for row in rows}
+    assert by_file["c05-spms-progressing.yaml"][4] == "Hommes 2004, PMID 15451222"
+    assert by_file["c08-relapse-instead-of-steroids.yaml"][4] == "PMID not shown in the source"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_at_a_terminal_the_table_fits_the_screen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 100 columns every row is one line within the width; tier and rule are never cut."""
+    screen = _Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    plain = Console(file=screen, width=100, color_system=None)
+    monkeypatch.setattr(common, "console", lambda file=None: plain)
+    assert evaluate._default_format(as_list=True) is evaluate.OutputFormat.TABLE
+    assert evaluate._default_format(as_list=False) is evaluate.OutputFormat.TEXT
+    rows = [["c06-ppms.yaml", "insufficient_evidence", "disease_modifying", "C06", "x" * 80, "-"]]
+    common.table(
+        ["file", "tier", "question", "rule", "key citation", "missing"], rows, whole=(1, 3)
+    )
+    lines = screen.getvalue().splitlines()
+    assert len(lines) == 2 and all(len(line) <= 100 for line in lines)
+    assert lines[1].startswith("c06-ppms.yaml  insufficient_evidence  disease_modifying  C06   xxx")
+    assert lines[1].endswith("…  -")
 
 
 def test_evaluate_directory_gives_a_json_list_in_name_order() -> None:
@@ -224,7 +276,7 @@ def test_evaluate_folder_without_patient_files_points_to_its_subfolders() -> Non
     ("args", "message"),
     [
         ((), "Usage: ivig-cds evaluate"),
-        (("--format", "xml", str(INTOLERANT)), "'xml' is not one of 'text', 'json', 'markdown'"),
+        (("--format", "xml", str(INTOLERANT)), "'xml' is not one of 'table', 'text', 'json', 'markdown'"),
         (("--rules", "no-such-dir", str(INTOLERANT)), "no-such-dir"),
         (("--bogus", str(INTOLERANT)), "No such option: --bogus"),
     ],

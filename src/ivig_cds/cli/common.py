@@ -100,18 +100,56 @@ def evaluator(rules: Path | None, evidence: Path | None) -> Evaluator:
         fail(f"the knowledge base could not be compiled: {exc}")
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A table at a terminal; tab-separated lines with a header line for a pipe."""
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], *, whole: Sequence[int] | None = None
+) -> None:
+    """A table at a terminal; tab-separated lines with a header line for a pipe.
+
+    With `whole` (column indexes), each row stays on one line: those columns are never cut, and
+    the others are cut with an ellipsis on a narrow terminal, so the table is as tall as its rows.
+    """
     if not sys.stdout.isatty():
         for row in (headers, *rows):
             typer.echo("\t".join(row))
         return
     from rich.table import Table
+    from rich.text import Text
 
-    shown = Table(*headers, box=None, header_style="bold")
-    for row in rows:
-        shown.add_row(*row)
-    console().print(shown)
+    out = console()
+    if whole is None:
+        shown = Table(*headers, box=None, header_style="bold")
+        for row in rows:
+            shown.add_row(*row)
+        out.print(shown)
+        return
+    widths = _fit(
+        [max(len(r[i]) for r in (headers, *rows)) for i in range(len(headers))], whole, out.width
+    )
+    for n, row in enumerate((headers, *rows)):
+        cells = [_cut(cell, width) for cell, width in zip(row, widths, strict=True)]
+        out.print(Text("  ".join(cells).rstrip(), style="bold" if n == 0 else ""), crop=False)
+
+
+_NARROWEST = 8  # a cut column still shows this much
+
+
+def _fit(widths: list[int], whole: Sequence[int], total: int) -> list[int]:
+    """Column widths within `total` (with two spaces between columns): the widest column that
+    may be cut loses a character at a time, down to `_NARROWEST`."""
+    widths = list(widths)
+    excess = sum(widths) + 2 * (len(widths) - 1) - total
+    while excess > 0:
+        cuttable = [i for i, w in enumerate(widths) if i not in whole and w > _NARROWEST]
+        if not cuttable:
+            break
+        widest = max(cuttable, key=lambda i: widths[i])
+        widths[widest] -= 1
+        excess -= 1
+    return widths
+
+
+def _cut(cell: str, width: int) -> str:
+    return cell.ljust(width) if len(cell) <= width else cell[: width - 1] + "…"
 
 
 def print_lines(lines: Sequence[tuple[str, str]]) -> None:

@@ -29,6 +29,7 @@ from ivig_cds.cli.patient_files import (
     read_document,
     read_patient,
 )
+from ivig_cds.cli.summary import HEADERS, summary_rows
 
 Runner = Callable[[PatientSource, Callable[[], bytes]], Recommendation]
 
@@ -36,6 +37,7 @@ commands = typer.Typer()
 
 
 class OutputFormat(StrEnum):
+    TABLE = "table"
     TEXT = "text"
     JSON = "json"
     MARKDOWN = "markdown"
@@ -79,11 +81,13 @@ acute_relapse during a relapse, else disease_modifying):
 
 with its rationale, certainty, citations (PubMed links), cautions and missing data.
 
-Output: text for a person at a terminal (the default there), json otherwise (one document, or
-a list of {{"source", "recommendation"}} / {{"source", "error"}} when several files or a
-directory are given), or markdown for a clinical note. An invalid file is reported on standard
-error with its field and line, and the others are still evaluated; the exit code is 1 if any
-file failed, else 0."""
+Output (--format): at a terminal, a table with one row per file (file, tier, question, rule,
+key citation, missing data) when several files or a directory are given, and the full text for
+one file; when piped, json (one document, or a list of {{"source", "recommendation"}} /
+{{"source", "error"}} for several files). text gives every result in full, markdown a report
+for a clinical note, table the overview (tab-separated when piped). An invalid file is
+reported on standard error with its field and line, and the others are still evaluated; the
+exit code is 1 if any file failed, else 0."""
 
 
 @commands.command(help=_EVALUATE_HELP, no_args_is_help=True)
@@ -99,8 +103,10 @@ def evaluate(
         typer.Option(
             "--format",
             "-f",
+            metavar="FORMAT",
             case_sensitive=False,
-            help="text, json or markdown. Default: text at a terminal, json when piped.",
+            help="table, text, json or markdown. Default at a terminal: table for several "
+            "files, text for one; json when piped.",
             show_default=False,
         ),
     ] = None,
@@ -122,8 +128,7 @@ def evaluate(
     run_one = _fhir_runner(evaluator) if fhir else _patient_runner(evaluator)
     results = _evaluate_all(sources, run_one)
 
-    chosen = output_format or (OutputFormat.TEXT if sys.stdout.isatty() else OutputFormat.JSON)
-    _print_results(results, chosen, as_list=as_list)
+    _print_results(results, output_format or _default_format(as_list), as_list=as_list)
     if any(isinstance(outcome, PatientFileError) for _, outcome in results):
         raise typer.Exit(1)
 
@@ -213,6 +218,12 @@ def _report(error: PatientFileError) -> None:
     common.error(f"{error.source}: {error.summary}", [f"- {p}" for p in error.problems])
 
 
+def _default_format(as_list: bool) -> OutputFormat:
+    if not sys.stdout.isatty():
+        return OutputFormat.JSON
+    return OutputFormat.TABLE if as_list else OutputFormat.TEXT
+
+
 def _print_results(
     results: Sequence[tuple[str, Recommendation | PatientFileError]],
     chosen: OutputFormat,
@@ -226,6 +237,9 @@ def _print_results(
             typer.echo(render_json_list(results), nl=False)
         elif isinstance(results[0][1], Recommendation):
             typer.echo(render_json(results[0][1]), nl=False)
+        return
+    if chosen is OutputFormat.TABLE:
+        common.table(HEADERS, summary_rows(results), whole=(1, 2, 3))
         return
     done = [(s, r) for s, r in results if isinstance(r, Recommendation)]
     if chosen is OutputFormat.MARKDOWN:
