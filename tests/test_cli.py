@@ -276,7 +276,10 @@ def test_evaluate_folder_without_patient_files_points_to_its_subfolders() -> Non
     ("args", "message"),
     [
         ((), "Usage: ivig-cds evaluate"),
-        (("--format", "xml", str(INTOLERANT)), "'xml' is not one of 'table', 'text', 'json', 'markdown'"),
+        (
+            ("--format", "xml", str(INTOLERANT)),
+            "'xml' is not one of 'table', 'text', 'json', 'markdown'",
+        ),
         (("--rules", "no-such-dir", str(INTOLERANT)), "no-such-dir"),
         (("--bogus", str(INTOLERANT)), "No such option: --bogus"),
     ],
@@ -757,3 +760,50 @@ def test_evaluate_rejects_the_relapse_question_for_a_patient_not_in_relapse(
     result = run("evaluate", "--format", "json", path)
     assert result.exit_code == 1
     assert "intended_use: 'acute_relapse' contradicts acute_relapse false" in result.stderr
+
+
+def test_rules_and_evidence_listings_as_json(kb: KnowledgeBase) -> None:
+    """`--format json` lists every rule and every evidence entry as typed objects."""
+    listed = json.loads(run("rules", "--format", "json").stdout)
+    assert [r["id"] for r in listed] == [r.id for r in (*kb.conclusions, *kb.cautions)]
+    c06 = next(r for r in listed if r["id"] == "C06")
+    rule = kb.rule("C06")
+    assert c06 == {
+        "id": "C06",
+        "kind": "conclusion",
+        "tier": "insufficient_evidence",
+        "questions": [q.value for q in rule.questions],
+        "precedence": rule.precedence,
+        "certainty": rule.certainty.level.value if rule.certainty else None,
+        "title": rule.title,
+    }
+    assert json.loads(run("rules", "list", "-f", "json").stdout) == listed
+    entries = json.loads(run("evidence", "list", "--format", "json").stdout)
+    assert [e["id"] for e in entries] == list(kb.evidence)
+    hommes = next(e for e in entries if e["id"] == "pmid-15451222")
+    assert (hommes["pmid"], hommes["year"]) == ("15451222", 2004)
+    assert hommes["cited_by"] == list(kb.cited_by("pmid-15451222"))
+
+
+COMMANDS = [
+    [], ["evaluate"], ["batch"], ["rules"], ["rules", "list"], ["rules", "show"],
+    ["rules", "windows"], ["evidence"],
+    ["evidence", "list"], ["evidence", "show"], ["validate"], ["trace"], ["schema"], ["serve"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "ivig-cds")
+def test_help_shows_real_placeholders(command: list[str]) -> None:
+    """Usage lines and option rows read PATH, N, ID, not typer's {PATH} or <list[str]>."""
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert not re.search(r"<(?:list|str|int|bool|float|path|text|int range)[^>]*>", result.stdout)
+    assert not re.search(r"\{[A-Z]+\}", result.stdout)
+
+
+def test_usage_lines_name_the_arguments() -> None:
+    """The placeholders each command's help text explains."""
+    assert "Usage: ivig-cds evaluate [OPTIONS] PATH...\n" in run("evaluate", "-h").stdout
+    assert "Usage: ivig-cds batch [OPTIONS] INPUT\n" in run("batch", "-h").stdout
+    assert "--workers N " in run("batch", "-h").stdout
+    assert "Usage: ivig-cds rules show [OPTIONS] ID\n" in run("rules", "show", "-h").stdout

@@ -27,7 +27,7 @@ class TraceFormat(StrEnum):
     JSON = "json"
 
 
-@commands.command()
+@commands.command(cls=common.PlainHelpCommand)
 def validate(rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
     """Validate the knowledge base: every file, every cross-reference, and rule compilation.
 
@@ -52,11 +52,13 @@ def validate(rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
         )
 
 
-@commands.command()
+@commands.command(cls=common.PlainHelpCommand)
 def trace(
     output_format: Annotated[
         TraceFormat,
-        typer.Option("--format", "-f", case_sensitive=False, help="markdown, csv or json."),
+        typer.Option(
+            "--format", "-f", metavar="FORMAT", case_sensitive=False, help="markdown, csv or json."
+        ),
     ] = TraceFormat.MARKDOWN,
     rules: RulesDir = None,
     evidence: EvidenceDir = None,
@@ -77,7 +79,7 @@ def trace(
         typer.echo(to_markdown(matrix), nl=False)
 
 
-@commands.command()
+@commands.command(cls=common.PlainHelpCommand)
 def schema() -> None:
     """Print the JSON Schema of a patient file (the patient context), for validating input."""
     from ivig_cds.cli.render import dumps

@@ -48,7 +48,7 @@ base is invalid); 2 usage error; 3 the run stopped early (a worker died, an outp
 written): the outputs are incomplete; 130 interrupted."""
 
 
-@commands.command(help=_BATCH_HELP, no_args_is_help=True)
+@commands.command(cls=common.PlainHelpCommand, help=_BATCH_HELP, no_args_is_help=True)
 def batch(
     source: Annotated[
         str, typer.Argument(metavar="INPUT", help="NDJSON patient file, or - for standard input.")

@@ -13,9 +13,10 @@ import difflib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperCommand
 
 from ivig_cds._errors import EngineUnavailableError, IvigCdsError, KnowledgeBaseError
 from ivig_cds._evaluate import Evaluator, default_evaluator
@@ -46,6 +47,46 @@ EvidenceDir = Annotated[
         help="Evidence folder of another knowledge base. Default: the shipped one.",
     ),
 ]
+
+
+class PlainHelpCommand(TyperCommand):
+    """A command whose help shows the placeholders written for it (`PATH...`, `ID`), not typer's
+    `{PATH}` and `<list[str]>`. Every command takes it as `cls=`.
+
+    Parameters are told apart by click's `param_type_name`, and contexts and formatters are
+    typed loosely, because typer 0.29 ships its own copy of click while older typers use click.
+    """
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(_placeholder(param))
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        params = self.get_params(ctx)
+        arguments = [
+            (_placeholder(p), getattr(p, "help", None) or "")
+            for p in params
+            if p.param_type_name == "argument"
+        ]
+        options = [
+            record
+            for p in params
+            if p.param_type_name == "option" and (record := p.get_help_record(ctx))
+        ]
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _placeholder(argument: Any) -> str:
+    name = str(argument.metavar or (argument.name or "arg").upper())
+    return f"{name}..." if argument.nargs != 1 else name
 
 
 def console(file: IO[str] | None = None) -> Console:

@@ -90,7 +90,7 @@ reported on standard error with its field and line, and the others are still eva
 exit code is 1 if any file failed, else 0."""
 
 
-@commands.command(help=_EVALUATE_HELP, no_args_is_help=True)
+@commands.command(cls=common.PlainHelpCommand, help=_EVALUATE_HELP, no_args_is_help=True)
 def evaluate(
     paths: Annotated[
         list[str],

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -32,44 +34,113 @@ evidence_app = typer.Typer(
 )
 
 
+class ListFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+ListFormatOption = Annotated[
+    ListFormat | None,
+    typer.Option(
+        "--format",
+        "-f",
+        metavar="FORMAT",
+        case_sensitive=False,
+        help="table (tab-separated when piped) or json (a list of objects). Default: table.",
+        show_default=False,
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class _GroupOptions:
+    """What `ivig-cds rules --rules DIR list` gave the group, for its subcommands."""
+
+    rules: Path | None
+    evidence: Path | None
+    output_format: ListFormat | None
+
+
 @rules_app.callback()
-def _rules_group(ctx: typer.Context, rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
-    ctx.obj = (rules, evidence)
+def _rules_group(
+    ctx: typer.Context,
+    rules: RulesDir = None,
+    evidence: EvidenceDir = None,
+    output_format: ListFormatOption = None,
+) -> None:
+    ctx.obj = _GroupOptions(rules, evidence, output_format)
     if ctx.invoked_subcommand is None:
-        _list_rules(common.load(rules, evidence))
+        _list_rules(common.load(rules, evidence), output_format)
 
 
 def _dirs(
     ctx: typer.Context, rules: Path | None, evidence: Path | None
 ) -> tuple[Path | None, Path | None]:
-    group_rules, group_evidence = ctx.obj if ctx.obj else (None, None)
-    return rules or group_rules, evidence or group_evidence
+    group = ctx.obj if isinstance(ctx.obj, _GroupOptions) else _GroupOptions(None, None, None)
+    return rules or group.rules, evidence or group.evidence
 
 
-@rules_app.command("list")
-def rules_list(ctx: typer.Context, rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
+def _format(ctx: typer.Context, output_format: ListFormat | None) -> ListFormat | None:
+    return output_format or (ctx.obj.output_format if isinstance(ctx.obj, _GroupOptions) else None)
+
+
+@rules_app.command("list", cls=common.PlainHelpCommand)
+def rules_list(
+    ctx: typer.Context,
+    rules: RulesDir = None,
+    evidence: EvidenceDir = None,
+    output_format: ListFormatOption = None,
+) -> None:
     """List every rule: id, kind, tier, question(s), precedence, certainty and title."""
-    _list_rules(common.load(*_dirs(ctx, rules, evidence)))
+    _list_rules(common.load(*_dirs(ctx, rules, evidence)), _format(ctx, output_format))
 
 
-def _list_rules(kb: KnowledgeBase) -> None:
-    rows = [
-        [
-            r.id,
-            "conclusion",
-            r.tier.value,
-            ",".join(q.value for q in r.questions),
-            str(r.precedence),
-            r.certainty.level.value if r.certainty else "-",
-            r.title,
-        ]
+def _list_rules(kb: KnowledgeBase, output_format: ListFormat | None) -> None:
+    items: list[dict[str, object]] = [
+        {
+            "id": r.id,
+            "kind": "conclusion",
+            "tier": r.tier.value,
+            "questions": [q.value for q in r.questions],
+            "precedence": r.precedence,
+            "certainty": r.certainty.level.value if r.certainty else None,
+            "title": r.title,
+        }
         for r in kb.conclusions
     ]
-    rows += [[r.id, "caution", "-", "-", "-", "-", r.title] for r in kb.cautions]
-    common.table(["id", "kind", "tier", "questions", "precedence", "certainty", "title"], rows)
+    items += [
+        {
+            "id": r.id,
+            "kind": "caution",
+            "tier": None,
+            "questions": [],
+            "precedence": None,
+            "certainty": None,
+            "title": r.title,
+        }
+        for r in kb.cautions
+    ]
+    _print_listing(items, output_format)
 
 
-@rules_app.command("windows")
+def _print_listing(items: list[dict[str, object]], output_format: ListFormat | None) -> None:
+    """JSON as typed values; a table with lists joined by commas and nulls shown as '-'."""
+    if output_format is ListFormat.JSON:
+        from ivig_cds.cli.render import dumps
+
+        typer.echo(dumps(items), nl=False)
+        return
+
+    def cell(value: object) -> str:
+        if isinstance(value, list):
+            return ",".join(str(v) for v in value) or "-"
+        return "-" if value is None else str(value)
+
+    headers = list(items[0]) if items else []
+    common.table(headers, [[cell(item[h]) for h in headers] for item in items])
+
+
+@rules_app.command("windows", cls=common.PlainHelpCommand)
 def rules_windows(ctx: typer.Context, rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
     """List the record windows the FHIR adapter applies to dated answers, with their reasons."""
     kb = common.load(*_dirs(ctx, rules, evidence))
@@ -90,7 +161,7 @@ def record_windows(kb: KnowledgeBase) -> RecordWindows | None:
     return load_record_windows(path) if path.is_file() else None
 
 
-@rules_app.command("show")
+@rules_app.command("show", cls=common.PlainHelpCommand)
 def rules_show(
     ctx: typer.Context,
     rule_id: Annotated[str, typer.Argument(metavar="ID", help="A rule id such as C02a or K1.")],
@@ -159,36 +230,44 @@ def _rule_lines(kb: KnowledgeBase, rule: ConclusionRule | CautionRule) -> list[t
 
 @evidence_app.callback()
 def _evidence_group(
-    ctx: typer.Context, rules: RulesDir = None, evidence: EvidenceDir = None
+    ctx: typer.Context,
+    rules: RulesDir = None,
+    evidence: EvidenceDir = None,
+    output_format: ListFormatOption = None,
 ) -> None:
-    ctx.obj = (rules, evidence)
+    ctx.obj = _GroupOptions(rules, evidence, output_format)
     if ctx.invoked_subcommand is None:
-        _list_evidence(common.load(rules, evidence))
+        _list_evidence(common.load(rules, evidence), output_format)
 
 
-@evidence_app.command("list")
-def evidence_list(ctx: typer.Context, rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
+@evidence_app.command("list", cls=common.PlainHelpCommand)
+def evidence_list(
+    ctx: typer.Context,
+    rules: RulesDir = None,
+    evidence: EvidenceDir = None,
+    output_format: ListFormatOption = None,
+) -> None:
     """List every evidence entry: id, year, design, n, PMID, rules citing it and title."""
-    _list_evidence(common.load(*_dirs(ctx, rules, evidence)))
+    _list_evidence(common.load(*_dirs(ctx, rules, evidence)), _format(ctx, output_format))
 
 
-def _list_evidence(kb: KnowledgeBase) -> None:
-    rows = [
-        [
-            e.id,
-            str(e.year or "-"),
-            e.design.value,
-            str(e.n or "-"),
-            e.pmid or "-",
-            ",".join(kb.cited_by(e.id)) or "-",
-            e.title,
-        ]
+def _list_evidence(kb: KnowledgeBase, output_format: ListFormat | None) -> None:
+    items: list[dict[str, object]] = [
+        {
+            "id": e.id,
+            "year": e.year,
+            "design": e.design.value,
+            "n": e.n,
+            "pmid": e.pmid,
+            "cited_by": list(kb.cited_by(e.id)),
+            "title": e.title,
+        }
         for e in kb.evidence.values()
     ]
-    common.table(["id", "year", "design", "n", "pmid", "cited_by", "title"], rows)
+    _print_listing(items, output_format)
 
 
-@evidence_app.command("show")
+@evidence_app.command("show", cls=common.PlainHelpCommand)
 def evidence_show(
     ctx: typer.Context,
     evidence_id: Annotated[

@@ -16,10 +16,14 @@ from ivig_cds.cli import common
 commands = typer.Typer()
 
 
-@commands.command()
+@commands.command(cls=common.PlainHelpCommand)
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8080,
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(metavar="PORT", min=1, max=65535, help="TCP port, 1 to 65535.")
+    ] = 8080,
     fhir_server: Annotated[
         str | None,
         typer.Option(
