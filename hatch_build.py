@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+from setuptools import Distribution, Extension
+from setuptools.command.build_ext import build_ext
 
 MODULE = "ivig_cds._durable_compat"
 SOURCE = "src/ivig_cds/_durable_compat.c"
@@ -24,11 +26,9 @@ class DurableCompatBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if self.target_name != "wheel":
             return
-        from setuptools import Distribution, Extension
-        from setuptools.command.build_ext import build_ext
-
         self._tmp = tempfile.mkdtemp(prefix="ivig-cds-build-")
-        command = build_ext(Distribution({"ext_modules": [Extension(MODULE, [SOURCE])]}))
+        source = str(Path(self.root, SOURCE))
+        command = build_ext(Distribution({"ext_modules": [Extension(MODULE, [source])]}))
         command.build_lib = command.build_temp = self._tmp
         command.ensure_finalized()
         command.run()
