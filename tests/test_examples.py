@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -182,3 +183,13 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--update"]:
         raise SystemExit(f"usage: {UPDATE_COMMAND}")
     update()
+
+
+def test_every_example_path_the_readmes_name_exists() -> None:
+    """README.md and examples/README.md only point at example files that are there."""
+    named = set()
+    for readme in (ROOT / "README.md", EXAMPLES / "README.md"):
+        named |= set(re.findall(r"\bexamples/[\w./-]*[\w/]", readme.read_text(encoding="utf-8")))
+    assert {"examples/patients.ndjson", "examples/fhir/rrms-interferon-intolerant.json"} <= named
+    missing = sorted(p for p in named if not (ROOT / p).exists())
+    assert not missing, f"named in a README but not in the repository: {missing}"
