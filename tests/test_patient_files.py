@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -135,9 +136,11 @@ def test_unreadable_file_is_an_error_not_a_crash(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "problems"),
     [
-        (
+        (  # Python 3.13's reader names the trailing comma itself
             '{\n  "ms_phenotype": "RRMS",\n  "edss": 2.5,\n}\n',
-            [Problem("invalid JSON: Expecting property name enclosed in double quotes", 4, 1)],
+            [Problem("invalid JSON: Illegal trailing comma before end of object", 3, 14)]
+            if sys.version_info >= (3, 13)
+            else [Problem("invalid JSON: Expecting property name enclosed in double quotes", 4, 1)],
         ),
         (
             '{"ms_phenotype": RRMS}',
