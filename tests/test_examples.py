@@ -190,6 +190,6 @@ def test_every_example_path_the_readmes_name_exists() -> None:
     named = set()
     for readme in (ROOT / "README.md", EXAMPLES / "README.md"):
         named |= set(re.findall(r"\bexamples/[\w./-]*[\w/]", readme.read_text(encoding="utf-8")))
-    assert {"examples/patients.ndjson", "examples/fhir/rrms-interferon-intolerant.json"} <= named
+    assert {"examples/patients.ndjson", "examples/fhir/spms-decade-history.json"} <= named
     missing = sorted(p for p in named if not (ROOT / p).exists())
     assert not missing, f"named in a README but not in the repository: {missing}"
