@@ -123,7 +123,7 @@ def _unavailable(exc: ImportError) -> str:
         )
     return (
         f"the rule engine cannot be loaded {where}: {DURABLE} {installed} does not load "
-        f"({exc}). ivig-cds is tested with it on Python 3.11, 3.12 and 3.13; use one of those, "
+        f"({exc}). ivig-cds runs it on Python 3.11 to 3.13; use one of those, "
         f"or rebuild it for this one: pip install --force-reinstall --no-cache-dir "
         f"'{DURABLE_REQUIREMENT}' (with gcc 14 or later, with {GCC14_CPPFLAGS})."
     )
