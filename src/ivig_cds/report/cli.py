@@ -1,0 +1,157 @@
+"""The report's commands: `ivig-cds report`, and the HTML output of `ivig-cds evaluate`.
+
+`report` writes the static site; `HtmlOutput` is the hook `evaluate --format html` uses. It
+evaluates through a `PatientRecorder`, which keeps each patient with its result, because the page
+shows the patient's own facts at each step of the flow and a `Recommendation` does not hold them.
+"""
+
+# ruff: noqa: PLC0415
+# (the CLI's shared helpers are imported inside the functions: the CLI module imports this one)
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ivig_cds._evaluate import Evaluator
+from ivig_cds._patient import PatientContext, parse_patient
+from ivig_cds._recommendation import Recommendation
+
+commands = typer.Typer()
+
+_RulesDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--rules",
+        metavar="DIR",
+        exists=True,
+        file_okay=False,
+        help="Rules folder of another knowledge base (with knowledge-base.yaml at its top). "
+        "Default: the shipped one.",
+    ),
+]
+_EvidenceDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--evidence",
+        metavar="DIR",
+        exists=True,
+        file_okay=False,
+        help="Evidence folder of another knowledge base. Default: the shipped one.",
+    ),
+]
+
+_REPORT_HELP = """Write the knowledge base as a static HTML site into DIR.
+
+The site has an index a committee can review from (what the knowledge base is, its version and
+content hash, the decision flow of each clinical question drawn from the rules and their
+precedence, every rule with its tier), a page per rule (rules/<ID>.html), a page per published
+work (evidence/<ID>.html) and the traceability matrix (matrix.html). It runs no script and
+fetches nothing: open DIR/index.html from disk or put DIR on any static host."""
+
+
+@commands.command(help=_REPORT_HELP)
+def report(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="DIR",
+            file_okay=False,
+            help="Folder to write (created if needed).",
+        ),
+    ],
+    rules: _RulesDir = None,
+    evidence: _EvidenceDir = None,
+) -> None:
+    from ivig_cds._cli import _fail, _load
+    from ivig_cds.report.site import write_site
+
+    kb = _load(rules, evidence)
+    try:
+        written = write_site(kb, out)
+    except OSError as exc:
+        _fail(f"cannot write the report into '{out}': {exc.strerror or type(exc).__name__}")
+    typer.echo(
+        f"report written: {out / 'index.html'} ({len(written)} pages; knowledge base "
+        f"{kb.manifest.name} {kb.version}, {kb.content_hash})"
+    )
+
+
+class PatientRecorder(Evaluator):
+    """An evaluator for the same knowledge base that remembers each patient it evaluated."""
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        super().__init__(evaluator.knowledge_base, engine=evaluator.engine)
+        self._seen: list[tuple[PatientContext, Recommendation]] = []
+
+    def evaluate(self, patient: PatientContext | Mapping[str, Any]) -> Recommendation:
+        context = parse_patient(patient)
+        result = super().evaluate(context)
+        self._seen.append((context, result))
+        return result
+
+    def patient_of(self, result: Recommendation) -> PatientContext:
+        return next(patient for patient, seen in self._seen if seen is result)
+
+
+class HtmlOutput:
+    """`evaluate --format html`: one page per patient, on standard output or into `--out`.
+
+    One patient: `--out` names the page's file (default: standard output). Several: `--out`
+    names a folder, which gets one page per input file, named after it.
+    """
+
+    def __init__(self, evaluator: Evaluator, out: Path | None, *, several: bool) -> None:
+        if several and out is None:
+            raise typer.BadParameter(
+                "several patients make several pages: give --out DIR to write them into",
+                param_hint="'--out'",
+            )
+        if several and out is not None and out.exists() and not out.is_dir():
+            raise typer.BadParameter(
+                f"'{out}' is a file; several patients need a folder", param_hint="'--out'"
+            )
+        self.evaluator = PatientRecorder(evaluator)
+        self._out = out
+        self._several = several
+
+    def write(self, results: Sequence[tuple[str, Recommendation | object]]) -> None:
+        from ivig_cds._cli import _fail
+        from ivig_cds.report.patient import patient_page
+
+        kb = self.evaluator.knowledge_base
+        pages: list[tuple[str, str]] = []
+        for source, outcome in results:
+            if isinstance(outcome, Recommendation):
+                patient = self.evaluator.patient_of(outcome)
+                html = patient_page(kb, patient, outcome, source=source if self._several else None)
+                pages.append((source, html))
+        if self._out is None:
+            for _, html in pages:
+                sys.stdout.write(html)
+            return
+        try:
+            for name, html in self._targets(pages):
+                name.parent.mkdir(parents=True, exist_ok=True)
+                name.write_text(html, encoding="utf-8", newline="\n")
+        except OSError as exc:
+            _fail(f"cannot write '{self._out}': {exc.strerror or type(exc).__name__}")
+
+    def _targets(self, pages: list[tuple[str, str]]) -> list[tuple[Path, str]]:
+        assert self._out is not None
+        if not self._several:
+            return [(self._out, html) for _, html in pages]
+        taken: set[str] = set()
+        targets = []
+        for source, html in pages:
+            stem = "stdin" if source == "<stdin>" else Path(source).stem
+            name = f"{stem}.html" if f"{stem}.html" not in taken else f"{Path(source).name}.html"
+            taken.add(name)
+            targets.append((self._out / name, html))
+        return targets

@@ -1,0 +1,144 @@
+"""The decision flow of each clinical question, read from the rules and their precedence.
+
+Within a question the engine lets the firing conclusion with the lowest declared `precedence`
+set the tier. Read in precedence order, the conclusions answering a question are therefore a
+decision list: the first whose conditions all hold decides, and the others are not reached.
+That list is what the report draws, so the picture is the rules themselves, not a redrawing of
+them, and an edited knowledge base draws its own flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from ivig_cds._knowledge_base import KnowledgeBase
+from ivig_cds._reference import Check
+from ivig_cds._rules import ConclusionRule
+from ivig_cds._vocabulary import IntendedUse
+from ivig_cds.report.words import condition_words, value_words
+
+Verdict = Literal["applies", "does_not_apply", "not_reached"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One condition of a step: the field it reads and the clause a reader sees."""
+
+    field: str
+    words: str
+    check: Check
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    number: int
+    rule: ConclusionRule
+    asks: tuple[Ask, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    question: IntendedUse
+    steps: tuple[Step, ...]
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(step.rule.id for step in self.steps)
+
+
+def question_flow(kb: KnowledgeBase, question: IntendedUse) -> Flow:
+    """The conclusions answering `question`, in precedence order, with what each asks.
+
+    A condition on the question itself holds by construction in its own flow and is not asked
+    again; a rule whose question condition excludes this question can never decide it and is
+    left out.
+    """
+    answering = sorted(
+        (r for r in kb.conclusions if question in r.questions), key=lambda r: r.precedence
+    )
+    steps: list[Step] = []
+    for rule in answering:
+        asks: list[Ask] = []
+        reachable = True
+        for field, condition in rule.when.items():
+            check = Check.of(field, condition)
+            if field == "question":
+                reachable = reachable and check.holds(question.value)
+                continue
+            asks.append(Ask(field, condition_words(field, condition), check))
+        if reachable:
+            steps.append(Step(len(steps) + 1, rule, tuple(asks)))
+    return Flow(question, tuple(steps))
+
+
+def flows(kb: KnowledgeBase) -> tuple[Flow, ...]:
+    """One flow per clinical question, in the vocabulary's order."""
+    return tuple(question_flow(kb, question) for question in IntendedUse)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """How one condition met this patient: the patient's value and whether it held."""
+
+    ask: Ask
+    value: str
+    held: bool | None  # None: the fact is unknown, so the condition cannot hold
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    step: Step
+    verdict: Verdict
+    answers: tuple[Answer, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PatientPath:
+    """A patient's way through a flow; the primary rule (from the result) is where it ends."""
+
+    flow: Flow
+    primary_rule: str
+    results: tuple[StepResult, ...]
+
+    @property
+    def on_path(self) -> tuple[str, ...]:
+        """Rule ids of the steps the patient passed through, ending with the deciding one."""
+        return tuple(r.step.rule.id for r in self.results if r.verdict != "not_reached")
+
+
+def patient_path(flow: Flow, facts: Mapping[str, object], primary_rule: str) -> PatientPath:
+    """Walk `flow` for a patient whose result was decided by `primary_rule`.
+
+    The verdicts come from the result (the engine's answer is authoritative); the answers say,
+    condition by condition, which of the patient's facts decided each step.
+
+    Raises:
+        ValueError: `primary_rule` is not a step of this flow.
+    """
+    if primary_rule not in flow.rule_ids:
+        raise ValueError(
+            f"rule {primary_rule} does not answer the question '{flow.question}' in this "
+            "knowledge base"
+        )
+    results: list[StepResult] = []
+    reached = True
+    for step in flow.steps:
+        answers = tuple(_answer(ask, facts.get(ask.field)) for ask in step.asks)
+        if not reached:
+            verdict: Verdict = "not_reached"
+        elif step.rule.id == primary_rule:
+            verdict = "applies"
+            reached = False
+        else:
+            verdict = "does_not_apply"
+        results.append(StepResult(step, verdict, answers))
+    return PatientPath(flow, primary_rule, tuple(results))
+
+
+def _answer(ask: Ask, value: object) -> Answer:
+    held = ask.check.holds(value)
+    if value is None and not held:
+        return Answer(ask, value_words(ask.field, value), None)
+    return Answer(ask, value_words(ask.field, value), held)

@@ -1,0 +1,156 @@
+"""What each page of the report says, gathered from the knowledge base into plain values.
+
+Templates only lay these out; every judgement about what to show (which cautions a conclusion
+can carry, which source document a work was read from, how a condition reads) is made here, in
+code that the tests can reach.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ivig_cds._evidence import EvidenceEntry
+from ivig_cds._knowledge_base import KnowledgeBase
+from ivig_cds._reference import Check
+from ivig_cds._rules import CautionRule, ConclusionRule, ConditionSpec, Operator
+from ivig_cds.report.flow import Flow, flows
+from ivig_cds.report.words import condition_words
+
+AnyRule = ConclusionRule | CautionRule
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDocument:
+    """A seed document, named by its place in the list, never by its file name."""
+
+    number: int
+    works: tuple[EvidenceEntry, ...]
+
+    @property
+    def name(self) -> str:
+        return f"source document {self.number}"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowPlace:
+    """Where a conclusion sits in one question's flow."""
+
+    flow: Flow
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """The knowledge base, indexed the ways the pages read it."""
+
+    kb: KnowledgeBase
+    flows: tuple[Flow, ...]
+    documents: tuple[SourceDocument, ...]
+    works: tuple[EvidenceEntry, ...]  # sorted: works with a PMID by year, then the others
+
+    @classmethod
+    def of(cls, kb: KnowledgeBase) -> Site:
+        seeds = sorted({e.source.seed for e in kb.evidence.values()})
+        documents = tuple(
+            SourceDocument(
+                i,
+                tuple(
+                    sorted(
+                        (e for e in kb.evidence.values() if e.source.seed == seed), key=_work_order
+                    )
+                ),
+            )
+            for i, seed in enumerate(seeds, 1)
+        )
+        return cls(kb, flows(kb), documents, tuple(sorted(kb.evidence.values(), key=_work_order)))
+
+    @property
+    def rules(self) -> tuple[AnyRule, ...]:
+        return (*self.kb.conclusions, *self.kb.cautions)
+
+    def document_of(self, seed: str) -> SourceDocument | None:
+        return next((d for d in self.documents if d.works and d.works[0].source.seed == seed), None)
+
+    def places(self, rule: ConclusionRule) -> tuple[FlowPlace, ...]:
+        return tuple(
+            FlowPlace(flow, step.number)
+            for flow in self.flows
+            for step in flow.steps
+            if step.rule.id == rule.id
+        )
+
+    def citing(self, entry: EvidenceEntry) -> tuple[AnyRule, ...]:
+        return tuple(self.kb.rule(rule_id) for rule_id in self.kb.cited_by(entry.id))
+
+    def cited(self, rule: AnyRule) -> tuple[EvidenceEntry, ...]:
+        return tuple(self.kb.evidence[e] for e in rule.evidence)
+
+    def cautions_for(self, rule: ConclusionRule) -> tuple[CautionRule, ...]:
+        """Cautions whose conditions this conclusion does not rule out when it sets the tier."""
+        return tuple(c for c in self.kb.cautions if can_carry(rule, c))
+
+    def carried_by(self, caution: CautionRule) -> tuple[ConclusionRule, ...]:
+        return tuple(r for r in self.kb.conclusions if can_carry(r, caution))
+
+
+def _work_order(entry: EvidenceEntry) -> tuple[int, int, str]:
+    return (0 if entry.pmid else 1, entry.year or 9999, entry.title)
+
+
+def conditions(when: dict[str, ConditionSpec]) -> tuple[str, ...]:
+    """A rule's conditions in plain words, in the order the file gives them."""
+    return tuple(condition_words(field, c) for field, c in when.items())
+
+
+def group_conditions(rule: AnyRule) -> tuple[tuple[str, ...], ...]:
+    """A caution's `any_of` groups (at least one must hold), when the rule language has them."""
+    groups: Sequence[dict[str, ConditionSpec]] = getattr(rule, "any_of", None) or ()
+    return tuple(conditions(group) for group in groups)
+
+
+def exemptions(rule: AnyRule) -> tuple[str, ...]:
+    """`not_missing_when`: when a conclusion's unknown facts are not reported as missing."""
+    when: dict[str, ConditionSpec] | None = getattr(rule, "not_missing_when", None)
+    return conditions(when) if when else ()
+
+
+def can_carry(rule: ConclusionRule, caution: CautionRule) -> bool:
+    """Whether some patient decided by `rule` could meet `caution`'s conditions.
+
+    The result's own facts (tier, deciding rule, question) are known exactly; a patient field
+    the conclusion also tests must have a value both accept; other fields are open.
+    """
+    groups: Sequence[dict[str, ConditionSpec]] = getattr(caution, "any_of", None) or ()
+    if not _compatible(rule, caution.when):
+        return False
+    return not groups or any(_compatible(rule, group) for group in groups)
+
+
+def _compatible(rule: ConclusionRule, when: dict[str, ConditionSpec]) -> bool:
+    for field, condition in when.items():
+        check = Check.of(field, condition)
+        if field == "tier":
+            known: tuple[object, ...] = (rule.tier.value,)
+        elif field == "primary_rule":
+            known = (rule.id,)
+        elif field == "question":
+            known = tuple(q.value for q in rule.questions)
+        elif field in rule.when:
+            known = _accepted(rule.when[field])
+            if known == ():
+                continue  # a range or a list: some value may satisfy both
+        else:
+            continue
+        if not any(check.holds(value) for value in known):
+            return False
+    return True
+
+
+def _accepted(condition: ConditionSpec) -> tuple[object, ...]:
+    """The values a condition accepts, when they can be listed; () when they cannot."""
+    if condition.operator is Operator.UNKNOWN:
+        return (None,)
+    if condition.operator in (Operator.EQUALS, Operator.IN):
+        return condition.values
+    return ()
