@@ -1,0 +1,189 @@
+"""The decision flows (report/flow.py) and their SVG (report/svg.py), read from the rules."""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from ivig_cds import Evaluator, KnowledgeBase, load_knowledge_base
+from ivig_cds._patient import known_fields, parse_patient
+from ivig_cds._vocabulary import IntendedUse
+from ivig_cds.report.flow import PatientPath, flows, patient_path, question_flow
+from ivig_cds.report.svg import describe, draw_flow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _svg(markup: str) -> ET.Element:
+    return ET.fromstring(markup.replace(' xmlns="http://www.w3.org/2000/svg"', "", 1))
+
+
+def _rules_of(svg: ET.Element, kind: str) -> list[str]:
+    return [
+        g.attrib["data-rule"]
+        for g in svg.iter("g")
+        if kind in g.attrib.get("class", "").split() and "data-rule" in g.attrib
+    ]
+
+
+def test_each_question_lists_its_conclusions_in_precedence_order(kb: KnowledgeBase) -> None:
+    """A flow is every conclusion answering the question, lowest precedence first."""
+    for flow in flows(kb):
+        answering = sorted(
+            (r for r in kb.conclusions if flow.question in r.questions), key=lambda r: r.precedence
+        )
+        assert flow.rule_ids == tuple(r.id for r in answering)
+        assert [s.number for s in flow.steps] == list(range(1, len(flow.steps) + 1))
+
+
+def test_shipped_disease_modifying_flow_starts_with_the_settling_rules(kb: KnowledgeBase) -> None:
+    """No MS diagnosis, then unknown phenotype, then SPMS are asked before anything else."""
+    flow = question_flow(kb, IntendedUse.DISEASE_MODIFYING)
+    assert flow.rule_ids[:3] == ("C12", "C13a", "C05")
+    assert [a.words for a in flow.steps[0].asks] == ["there is no MS diagnosis"]
+    assert [a.words for a in flow.steps[1].asks] == ["MS course is not known"]
+    assert [a.words for a in flow.steps[2].asks] == ["MS course is secondary progressive MS (SPMS)"]
+
+
+def test_a_condition_on_the_question_is_not_asked_again(kb: KnowledgeBase) -> None:
+    """C07 tests the question; in the acute-relapse flow that condition holds and is not drawn."""
+    flow = question_flow(kb, IntendedUse.ACUTE_RELAPSE)
+    for step in flow.steps:
+        assert all(ask.field != "question" for ask in step.asks)
+    c07 = next(s for s in flow.steps if s.rule.id == "C07")
+    assert [a.field for a in c07.asks] == ["ms_phenotype", "on_iv_methylprednisolone"]
+
+
+@pytest.fixture
+def edited_kb(tmp_path: Path) -> KnowledgeBase:
+    """A copy in which C02a is checked before C01 and C09 also claims the disease question."""
+    rules, evidence = tmp_path / "rules", tmp_path / "evidence"
+    shutil.copytree(REPO / "rules", rules)
+    shutil.copytree(REPO / "evidence", evidence)
+    c02a = next((rules / "conclusions").glob("C02a-*.yaml"))
+    c02a.write_text(c02a.read_text().replace("precedence: 41", "precedence: 39"))
+    c09 = next((rules / "conclusions").glob("C09-*.yaml"))
+    c09.write_text(
+        c09.read_text()
+        .replace("questions: [fixed_deficits]", "questions: [fixed_deficits, disease_modifying]")
+        .replace("precedence: 40", "precedence: 50")
+    )
+    return load_knowledge_base(rules, evidence)
+
+
+def test_an_edited_knowledge_base_draws_its_own_flow(edited_kb: KnowledgeBase) -> None:
+    """Changing a precedence reorders the drawing; a rule unreachable for a question is left out."""
+    flow = question_flow(edited_kb, IntendedUse.DISEASE_MODIFYING)
+    assert flow.rule_ids.index("C02a") < flow.rule_ids.index("C01")
+    assert "C09" not in flow.rule_ids  # its `question: fixed_deficits` condition never holds here
+    drawn = _rules_of(_svg(draw_flow(flow)), "outcome")
+    assert drawn == list(flow.rule_ids)
+
+
+def test_svg_names_every_conclusion_with_tier_word_and_certainty(kb: KnowledgeBase) -> None:
+    """Each outcome node shows its rule id, its tier in words and its certainty."""
+    flow = question_flow(kb, IntendedUse.DISEASE_MODIFYING)
+    svg = _svg(draw_flow(flow))
+    outcomes = {
+        g.attrib["data-rule"]: " ".join(t.text or "" for t in g.iter("text"))
+        for g in svg.iter("g")
+        if "outcome" in g.attrib.get("class", "").split()
+    }
+    assert set(outcomes) == set(flow.rule_ids)
+    assert outcomes["C05"].startswith("Not recommended C05 · Secondary progressive MS")
+    assert outcomes["C05"].endswith("Certainty: moderate")
+    assert "Second-line option" in outcomes["C02a"]
+    assert "Certainty: not graded" in outcomes["C13a"]
+
+
+def test_svg_has_a_title_and_a_description_for_readers(kb: KnowledgeBase) -> None:
+    """The diagram is labelled by its <title> and <desc>, which spell the whole flow out."""
+    flow = question_flow(kb, IntendedUse.FIXED_DEFICITS)
+    svg = _svg(draw_flow(flow))
+    title, desc = svg.find("title"), svg.find("desc")
+    assert title is not None and desc is not None
+    assert svg.attrib["aria-labelledby"] == f"{title.attrib['id']} {desc.attrib['id']}"
+    assert title.text == "Decision flow: improvement of fixed visual or motor deficits"
+    assert desc.text == describe(flow)
+    assert "Step 4: if MS course is clinically isolated syndrome (CIS)" in (desc.text or "")
+    assert "then rule C09" in (desc.text or "")
+
+
+def test_links_point_at_rule_pages_only_when_asked(kb: KnowledgeBase) -> None:
+    """The site links each conclusion to its page; a patient's page draws no link."""
+    flow = question_flow(kb, IntendedUse.ACUTE_RELAPSE)
+    linked = _svg(draw_flow(flow, link=lambda rule_id: f"rules/{rule_id}.html"))
+    assert [a.attrib["href"] for a in linked.iter("a")] == [
+        f"rules/{rule_id}.html" for rule_id in flow.rule_ids
+    ]
+    assert list(_svg(draw_flow(flow)).iter("a")) == []
+
+
+def _path_for(evaluator: Evaluator, patient: dict[str, object]) -> tuple[str, PatientPath]:
+    context = parse_patient(patient)
+    result = evaluator.evaluate(context)
+    flow = question_flow(evaluator.knowledge_base, result.question.intended_use)
+    facts = {**known_fields(context), "question": result.question.intended_use.value}
+    return result.primary_rule, patient_path(flow, facts, result.primary_rule)
+
+
+def test_patient_path_ends_at_the_primary_rule(evaluator: Evaluator) -> None:
+    """The steps before the deciding rule are passed, the rest not reached."""
+    primary, path = _path_for(
+        evaluator, {"ms_phenotype": "RRMS", "first_line_dmt": "not_tolerated", "sex": "female"}
+    )
+    assert primary == "C02a"
+    verdicts = {r.step.rule.id: r.verdict for r in path.results}
+    assert path.on_path == ("C12", "C13a", "C05", "C06", "C11", "C10", "C01", "C02a")
+    assert verdicts["C02a"] == "applies"
+    assert verdicts["C01"] == "does_not_apply"
+    assert verdicts["C13b"] == "not_reached"
+
+
+def test_patient_path_says_which_fact_decided_each_step(evaluator: Evaluator) -> None:
+    """An unknown pregnancy status reads 'not known'; a different phenotype reads 'no'."""
+    _, path = _path_for(
+        evaluator, {"ms_phenotype": "RRMS", "first_line_dmt": "not_tolerated", "sex": "female"}
+    )
+    results = {r.step.rule.id: r for r in path.results}
+    c11 = [(a.ask.words, a.value, a.held) for a in results["C11"].answers]
+    assert c11 == [
+        (
+            "MS course is relapsing-remitting MS (RRMS) or clinically isolated syndrome (CIS)",
+            "relapsing-remitting MS (RRMS)",
+            True,
+        ),
+        ("pregnancy status is pregnant", "not known", None),
+    ]
+    c05 = [(a.value, a.held) for a in results["C05"].answers]
+    assert c05 == [("relapsing-remitting MS (RRMS)", False)]
+
+
+def test_patient_path_refuses_a_rule_outside_the_flow(kb: KnowledgeBase) -> None:
+    """A result from another question cannot be drawn on this flow."""
+    flow = question_flow(kb, IntendedUse.FIXED_DEFICITS)
+    with pytest.raises(ValueError, match="rule C02a does not answer the question 'fixed_deficits'"):
+        patient_path(flow, {}, "C02a")
+
+
+def test_svg_marks_exactly_the_path(evaluator: Evaluator) -> None:
+    """on-path: the passed steps, their 'no' arrows, the deciding 'yes' and its conclusion."""
+    primary, path = _path_for(evaluator, {"ms_phenotype": "SPMS", "intended_use": "acute_relapse"})
+    assert primary == "C05"
+    svg = _svg(draw_flow(path.flow, path=path))
+
+    def on(kind: str) -> list[str]:
+        return [
+            g.attrib["data-rule"]
+            for g in svg.iter("g")
+            if {kind, "on-path"} <= set(g.attrib.get("class", "").split())
+            and "data-rule" in g.attrib
+        ]
+
+    assert on("decision") == ["C12", "C13a", "C05"]
+    assert on("outcome") == ["C05"]
+    assert on("yes") == ["C05"]
+    assert on("no") == ["C12", "C13a"]
