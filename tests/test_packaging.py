@@ -43,6 +43,18 @@ def test_wheel_contains_every_rule_and_evidence_file(wheel: Path) -> None:
     assert "ivig_cds/py.typed" in names
 
 
+def test_wheel_contains_the_report_templates(wheel: Path) -> None:
+    """The HTML report renders from the installed package: its templates are in the wheel."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    templates = REPO / "src" / "ivig_cds" / "report" / "templates"
+    expected = {f"ivig_cds/report/templates/{p.name}" for p in templates.iterdir()}
+    assert {
+        "ivig_cds/report/templates/index.html",
+        "ivig_cds/report/templates/style.css",
+    } <= expected
+    assert expected <= names
+
+
 def test_installed_wheel_evaluates_from_anywhere(wheel: Path, tmp_path: Path) -> None:
     """Unpacked wheel, run from an unrelated folder: the packaged knowledge base is used."""
     site = tmp_path / "site"
@@ -110,3 +122,20 @@ def test_tested_constraints_satisfy_the_declared_dependencies() -> None:
         upper = [s for s in requirement.specifier if s.operator in ("<", "<=", "==")]
         if requirement.name in ("fastapi", "starlette", "pydantic", "fhir.resources", "typer"):
             assert upper, f"{requirement.name} has no upper bound"
+
+
+def test_installed_wheel_writes_the_report(wheel: Path, tmp_path: Path) -> None:
+    """Unpacked wheel, run from an unrelated folder: the report renders from packaged templates."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = (
+        f"import sys; sys.path.insert(0, {str(site)!r});"
+        "from pathlib import Path; from ivig_cds import load_knowledge_base;"
+        "from ivig_cds.report import write_site;"
+        "print(len(write_site(load_knowledge_base(), Path('out'))))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert int(run.stdout) > 40
+    assert "Decision flow" in (tmp_path / "out" / "index.html").read_text(encoding="utf-8")

@@ -1,0 +1,172 @@
+"""`ivig-cds report`, `evaluate --format html` (report/cli.py) and the patient page (patient.py)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from ivig_cds import Evaluator, KnowledgeBase, load_knowledge_base
+from ivig_cds._cli import app
+from ivig_cds._patient import parse_patient
+from ivig_cds.report import patient_page
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+INTOLERANT = EXAMPLES / "c02a-rrms-interferon-intolerant.yaml"
+SPMS = EXAMPLES / "c05-spms-progressing.yaml"
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_report_writes_the_site(kb: KnowledgeBase, tmp_path: Path) -> None:
+    """The command writes index, matrix and one page per rule and work, and says where."""
+    result = run("report", "--out", tmp_path / "site")
+    assert result.exit_code == 0, result.output
+    pages = 2 + len(kb.conclusions) + len(kb.cautions) + len(kb.evidence)
+    assert result.output == (
+        f"report written: {tmp_path / 'site' / 'index.html'} ({pages} pages; knowledge base "
+        f"{kb.manifest.name} {kb.version}, {kb.content_hash})\n"
+    )
+    assert (tmp_path / "site" / "rules" / "C13c.html").is_file()
+
+
+def test_report_of_an_edited_knowledge_base(tmp_path: Path) -> None:
+    """--rules/--evidence: the edited copy's own title and flow are drawn."""
+    rules, evidence = tmp_path / "rules", tmp_path / "evidence"
+    shutil.copytree(REPO / "rules", rules)
+    shutil.copytree(REPO / "evidence", evidence)
+    c05 = next((rules / "conclusions").glob("C05-*.yaml"))
+    c05.write_text(c05.read_text().replace("title: Secondary progressive MS", "title: SPMS edited"))
+    result = run("report", "--out", tmp_path / "site", "--rules", rules, "--evidence", evidence)
+    assert result.exit_code == 0, result.output
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert "C05 · SPMS edited" in index  # drawn in the flow
+    assert load_knowledge_base(rules, evidence).content_hash in index
+
+
+def test_report_of_an_invalid_knowledge_base_names_the_problem(tmp_path: Path) -> None:
+    """Exit 1 with path:line:column, and no site."""
+    rules, evidence = tmp_path / "rules", tmp_path / "evidence"
+    shutil.copytree(REPO / "rules", rules)
+    shutil.copytree(REPO / "evidence", evidence)
+    c06 = next((rules / "conclusions").glob("C06-*.yaml"))
+    c06.write_text(c06.read_text().replace("tier: insufficient_evidence", "tier: maybe"))
+    result = run("report", "--out", tmp_path / "site", "--rules", rules, "--evidence", evidence)
+    assert result.exit_code == 1
+    assert "the knowledge base is invalid (1 error)" in result.output
+    assert f"{c06}:" in result.output
+    assert not (tmp_path / "site").exists()
+
+
+def test_report_into_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    """--out must be a folder."""
+    target = tmp_path / "index.html"
+    target.write_text("")
+    result = run("report", "--out", target)
+    assert result.exit_code == 2
+    assert "is a file" in result.output
+
+
+def test_evaluate_html_to_standard_output() -> None:
+    """One patient: one self-contained page on standard output, with no script."""
+    result = run("evaluate", "--format", "html", INTOLERANT)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("<!DOCTYPE html>")
+    assert result.output.count("<html") == 1
+    assert "<script" not in result.output and "<link" not in result.output
+    assert 'class="node outcome tier-second_line on-path" data-rule="C02a"' in result.output
+
+
+def test_evaluate_html_into_a_file(tmp_path: Path) -> None:
+    """--out FILE writes the page there and nothing on standard output."""
+    page = tmp_path / "patient.html"
+    result = run("evaluate", "--format", "html", SPMS, "--out", page)
+    assert result.exit_code == 0, result.output
+    assert result.output == ""
+    assert "Not recommended" in page.read_text(encoding="utf-8")
+
+
+def test_evaluate_html_of_several_patients_needs_a_folder(tmp_path: Path) -> None:
+    """Several files without --out is a usage error; with --out DIR, one page per file."""
+    result = run("evaluate", "--format", "html", INTOLERANT, SPMS)
+    assert result.exit_code == 2
+    assert "several patients make several pages: give --out DIR" in result.output
+    result = run("evaluate", "--format", "html", INTOLERANT, SPMS, "--out", tmp_path / "pages")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "pages").iterdir()) == [
+        "c02a-rrms-interferon-intolerant.html",
+        "c05-spms-progressing.html",
+    ]
+
+
+def test_evaluate_html_with_an_invalid_file_still_writes_the_others(tmp_path: Path) -> None:
+    """The invalid file is reported on standard error, exit 1; the valid one gets its page."""
+    result = run(
+        "evaluate",
+        "--format",
+        "html",
+        INTOLERANT,
+        EXAMPLES / "invalid" / "edss-11.yaml",
+        "--out",
+        tmp_path,
+    )
+    assert result.exit_code == 1
+    assert "edss-11.yaml" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["c02a-rrms-interferon-intolerant.html"]
+
+
+def test_out_without_html_is_a_usage_error(tmp_path: Path) -> None:
+    """--out belongs to the HTML output only."""
+    result = run("evaluate", "--format", "json", INTOLERANT, "--out", tmp_path / "x")
+    assert result.exit_code == 2
+    assert "applies only to --format html" in result.output
+
+
+def test_patient_page_refuses_a_result_from_another_knowledge_base(
+    kb: KnowledgeBase, evaluator: Evaluator, tmp_path: Path
+) -> None:
+    """The page draws the flow of the knowledge base that produced the result, or none."""
+    rules, evidence = tmp_path / "rules", tmp_path / "evidence"
+    shutil.copytree(REPO / "rules", rules)
+    shutil.copytree(REPO / "evidence", evidence)
+    manifest = rules / "knowledge-base.yaml"
+    manifest.write_text(manifest.read_text().replace("version: 1.0.0", "version: 1.0.1"))
+    other = load_knowledge_base(rules, evidence)
+    patient = parse_patient({"ms_phenotype": "SPMS"})
+    with pytest.raises(ValueError, match="the result was produced by another knowledge base"):
+        patient_page(other, patient, evaluator.evaluate(patient))
+
+
+def test_patient_page_shows_cautions_and_secondary_findings(
+    kb: KnowledgeBase, evaluator: Evaluator
+) -> None:
+    """SPMS asked about fixed deficits: C05 decides, C09 is listed as a secondary finding."""
+    patient = parse_patient(
+        {
+            "ms_phenotype": "SPMS",
+            "intended_use": "fixed_deficits",
+            "thromboembolic_risk_factors": ["immobility"],
+        }
+    )
+    result = evaluator.evaluate(patient)
+    html = patient_page(kb, patient, result)
+    assert result.primary_rule == "C05"
+    assert "Other findings (did not set the tier)" in html
+    assert '<th scope="row">C09</th>' in html
+    assert "Thromboembolic risk" in html  # K1
+    assert "immobility" in html  # the facts given
+
+
+def test_patient_page_shows_missing_data(kb: KnowledgeBase, evaluator: Evaluator) -> None:
+    """An RRMS woman of unknown pregnancy status: that fact could change the answer."""
+    patient = parse_patient({"ms_phenotype": "RRMS", "first_line_dmt": "suitable", "sex": "female"})
+    result = evaluator.evaluate(patient)
+    html = patient_page(kb, patient, result)
+    assert "pregnancy_status" in result.missing_data
+    assert "Missing data that could change the answer" in html
+    assert "<strong>pregnancy status</strong>" in html
