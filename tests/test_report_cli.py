@@ -12,6 +12,7 @@ from ivig_cds import Evaluator, KnowledgeBase, load_knowledge_base
 from ivig_cds._cli import app
 from ivig_cds._patient import parse_patient
 from ivig_cds.report import patient_page
+from tests.test_report_site import ENTRY_ID, SEED_FILE, visible
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -170,3 +171,15 @@ def test_patient_page_shows_missing_data(kb: KnowledgeBase, evaluator: Evaluator
     assert "pregnancy_status" in result.missing_data
     assert "Missing data that could change the answer" in html
     assert "<strong>pregnancy status</strong>" in html
+
+
+def test_patient_page_wording_shows_no_internal_identifiers(tmp_path: Path) -> None:
+    """Works read as titles and PMIDs, never as entry ids or seed file names."""
+    page = tmp_path / "k1.html"
+    source = EXAMPLES / "k1-rrms-intolerant-thromboembolic-risk.yaml"
+    assert run("evaluate", "--format", "html", source, "--out", page).exit_code == 0
+    text = visible(page)
+    assert not SEED_FILE.search(text)
+    assert not ENTRY_ID.search(text)
+    assert "PMID not shown in the source" in text  # K2's unattributed summary
+    assert "PMID 12453069" in text

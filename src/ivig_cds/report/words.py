@@ -208,5 +208,5 @@ def short_work(entry: EvidenceEntry) -> str:
 def authors_words(entry: EvidenceEntry, most: int = 6) -> str:
     names = list(entry.authors[:most])
     if len(entry.authors) > most:
-        names.append("et al.")
+        names.append("et al")  # the sentence's full stop follows
     return ", ".join(names) if names else "authors not shown in the source"
