@@ -228,6 +228,9 @@ def test_condition_and_value_words() -> None:
         "not on IV methylprednisolone"
     )
     assert condition_words("first_line_dmt", spec({"unknown": True})).endswith("is not known")
+    assert condition_words("on_iv_methylprednisolone", spec({"unknown": True})) == (
+        "IV methylprednisolone treatment is not known"
+    )
     assert condition_words("thromboembolic_risk_factors", spec({"not_empty": True})) == (
         "thromboembolic risk factors: at least one recorded"
     )

@@ -39,6 +39,7 @@ def environment() -> Environment:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
+        env.filters["sentence"] = words.sentence
         env.globals.update(
             tier_word=lambda tier: words.TIER_WORDS[Tier(tier)],
             tier_meaning=lambda tier: words.TIER_MEANINGS[Tier(tier)],

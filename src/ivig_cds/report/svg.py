@@ -165,11 +165,13 @@ def _layout(flow: Flow) -> list[_Row]:
         ask_lines: list[tuple[str, bool]] = []
         for i, ask in enumerate(step.asks or ()):
             text = ask.words if i == 0 else f"and {ask.words}"
-            wrapped = textwrap.wrap(text, DEC_CHARS) or [text]
+            wrapped = textwrap.wrap(text, DEC_CHARS, break_on_hyphens=False) or [text]
             ask_lines += [(line, j == 0) for j, line in enumerate(wrapped)]
         if not ask_lines:
             ask_lines = [("always (no condition)", True)]
-        title_lines = tuple(textwrap.wrap(f"{step.rule.id} · {step.rule.title}", OUT_CHARS))
+        title_lines = tuple(
+            textwrap.wrap(f"{step.rule.id} · {step.rule.title}", OUT_CHARS, break_on_hyphens=False)
+        )
         dec_h = PAD + 16 + LINE * len(ask_lines) + PAD
         out_h = PAD + 20 + LINE * len(title_lines) + LINE + PAD
         height = float(max(dec_h, out_h, 2 * YES_DY))

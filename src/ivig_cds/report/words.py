@@ -87,6 +87,10 @@ DESIGN_WORDS: Mapping[StudyDesign, str] = {
 FIELD_WORDS: Mapping[str, str] = {
     "question": "the question asked",
     "ms_phenotype": "MS course",
+    "acute_relapse": "whether a relapse is under way",
+    "on_iv_methylprednisolone": "IV methylprednisolone treatment",
+    "breastfeeding": "breastfeeding",
+    "other_dmt_in_use": "use of a later disease-modifying therapy",
     "intended_use": "the question asked",
     "first_line_dmt": "approved first-line therapy (interferon-beta, glatiramer acetate)",
     "pregnancy_status": "pregnancy status",
@@ -117,6 +121,11 @@ _PHENOTYPE_WORDS: Mapping[str, str] = {
     MSPhenotype.PPMS: "primary progressive MS (PPMS)",
     MSPhenotype.NOT_MS: "no MS diagnosis",
 }
+
+
+def sentence(text: str) -> str:
+    """Upper-case the first letter only ("MS course" stays "MS course")."""
+    return text[:1].upper() + text[1:]
 
 
 def field_words(field: str) -> str:
