@@ -10,7 +10,9 @@ import pytest
 
 from ivig_cds import KnowledgeBase
 from ivig_cds._rules import ConditionSpec
+from ivig_cds._vocabulary import IntendedUse
 from ivig_cds.report import write_site
+from ivig_cds.report.flow import question_flow
 from ivig_cds.report.pages import Site, can_carry
 from ivig_cds.report.words import NO_PMID, condition_words, short_work, value_words
 
@@ -164,23 +166,37 @@ def test_index_lets_a_committee_review_the_knowledge_base(kb: KnowledgeBase, sit
     assert "<script" not in html
 
 
-def test_rule_page_says_everything_a_reviewer_needs(site: Path) -> None:
+def test_rule_page_says_everything_a_reviewer_needs(kb: KnowledgeBase, site: Path) -> None:
     """C02a: conditions, tier and meaning, certainty and reason, cautions, figures, provenance."""
     text = visible(site / "rules" / "C02a.html")
+    step = question_flow(kb, IntendedUse.DISEASE_MODIFYING).rule_ids.index("C02a") + 1
     for expected in (
         "MS course is relapsing-remitting MS (RRMS)",
         "approved first-line therapy (interferon-beta, glatiramer acetate) is not tolerated, "
         "contraindicated or declined",
         "Second-line option IVIG may be considered",
         "low: Trials were small with design weaknesses",
-        "step 8 of the long-term disease-modifying treatment flow",
+        f"step {step} of the long-term disease-modifying treatment flow",
         "K6 Conflicting later evidence",
         "effect size -0.5; P = 0.00003",  # a figure of the meta-analysis, as printed
         "Knowledge specification item C2",
-        "Reviewed 2026-11-22",
+        f"Reviewed {kb.rule('C02a').provenance.reviewed}",
     ):
         assert expected in text, expected
     assert "K7" not in text  # attached only when C05 or C06 decides
+
+
+def test_rule_page_quotes_its_passages_and_its_clinical_judgement(
+    kb: KnowledgeBase, site: Path
+) -> None:
+    """C10a: every passage quoted, attributed to a numbered source document, and the judgement."""
+    rule = kb.rule("C10a")
+    text = visible(site / "rules" / "C10a.html")
+    for passage in rule.provenance.passages:
+        assert f"“{passage.quote}”" in text
+    assert "Clinical judgement, not from the sources" in text
+    assert " ".join((rule.provenance.clinical_judgement or "").split()) in text
+    assert re.search(r"Source document [0-9]", text)
 
 
 def test_caution_page_lists_the_conclusions_it_can_be_attached_to(site: Path) -> None:
@@ -214,7 +230,9 @@ def test_caution_compatibility(kb: KnowledgeBase) -> None:
     k2 = next(c for c in kb.cautions if c.id == "K2")  # tier second_line
     assert can_carry(by_id["C02a"], k2)
     assert not can_carry(by_id["C05"], k2)
-    assert [c.id for c in site.cautions_for(by_id["C05"])] == ["K1", "K5", "K7"]
+    assert [c.id for c in site.cautions_for(by_id["C05"])] == ["K1", "K5", "K7", "K8", "K9", "K10"]
+    k8 = next(c for c in kb.cautions if c.id == "K8")  # every tier but not_applicable
+    assert not can_carry(by_id["C12"], k8)
 
 
 def test_condition_and_value_words() -> None:

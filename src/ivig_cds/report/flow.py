@@ -9,11 +9,18 @@ them, and an edited knowledge base draws its own flow.
 
 from __future__ import annotations
 
+import itertools
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from enum import Enum
+from typing import Annotated, Literal
 
+from pydantic import ValidationError
+
+from ivig_cds._evaluate import DERIVED_FROM, derived_facts, infer_question
 from ivig_cds._knowledge_base import KnowledgeBase
+from ivig_cds._patient import PatientContext
 from ivig_cds._reference import Check
 from ivig_cds._rules import ConclusionRule
 from ivig_cds._vocabulary import IntendedUse
@@ -48,24 +55,59 @@ class Flow:
         return tuple(step.rule.id for step in self.steps)
 
 
+def settled_facts(question: IntendedUse) -> dict[str, object]:
+    """The derived facts whose value the question alone settles, for every valid patient.
+
+    Found by trying each combination of the patient fields the derived facts are computed from:
+    the question itself, and (asked about a relapse) the relapse counting as ongoing.
+    """
+    sources = sorted({name for names in DERIVED_FROM.values() for name in names})
+    choices = [_choices(name) for name in sources]
+    seen: dict[str, set[object]] = {}
+    for combination in itertools.product(*choices):
+        given = {n: v for n, v in zip(sources, combination, strict=True) if v is not None}
+        try:
+            patient = PatientContext.model_validate(given)
+        except ValidationError:
+            continue
+        asked = infer_question(patient)
+        if asked.intended_use is question:
+            for name, value in derived_facts(patient, asked).items():
+                seen.setdefault(name, set()).add(value)
+    return {name: values.pop() for name, values in seen.items() if len(values) == 1}
+
+
+def _choices(field: str) -> tuple[object, ...]:
+    """Every value of a yes/no or closed-vocabulary field, and unknown."""
+    kinds = typing.get_args(PatientContext.model_fields[field].annotation)
+    for kind in kinds:
+        base = typing.get_args(kind)[0] if typing.get_origin(kind) is Annotated else kind
+        if base is bool:
+            return (None, True, False)
+        if isinstance(base, type) and issubclass(base, Enum):
+            return (None, *base)
+    return (None,)
+
+
 def question_flow(kb: KnowledgeBase, question: IntendedUse) -> Flow:
     """The conclusions answering `question`, in precedence order, with what each asks.
 
-    A condition on the question itself holds by construction in its own flow and is not asked
-    again; a rule whose question condition excludes this question can never decide it and is
-    left out.
+    A condition on a fact the question settles (the question itself; for the relapse question,
+    the relapse counting as ongoing) holds by construction in its own flow and is not asked
+    again; a rule such a condition excludes can never decide this question and is left out.
     """
     answering = sorted(
         (r for r in kb.conclusions if question in r.questions), key=lambda r: r.precedence
     )
+    settled = settled_facts(question)
     steps: list[Step] = []
     for rule in answering:
         asks: list[Ask] = []
         reachable = True
         for field, condition in rule.when.items():
             check = Check.of(field, condition)
-            if field == "question":
-                reachable = reachable and check.holds(question.value)
+            if field in settled:
+                reachable = reachable and check.holds(settled[field])
                 continue
             asks.append(Ask(field, condition_words(field, condition), check))
         if reachable:

@@ -7,7 +7,7 @@ code that the tests can reach.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ivig_cds._evidence import EvidenceEntry
@@ -98,21 +98,15 @@ def _work_order(entry: EvidenceEntry) -> tuple[int, int, str]:
     return (0 if entry.pmid else 1, entry.year or 9999, entry.title)
 
 
-def conditions(when: dict[str, ConditionSpec]) -> tuple[str, ...]:
+def conditions(when: Mapping[str, ConditionSpec]) -> tuple[str, ...]:
     """A rule's conditions in plain words, in the order the file gives them."""
     return tuple(condition_words(field, c) for field, c in when.items())
 
 
 def group_conditions(rule: AnyRule) -> tuple[tuple[str, ...], ...]:
-    """A caution's `any_of` groups (at least one must hold), when the rule language has them."""
-    groups: Sequence[dict[str, ConditionSpec]] = getattr(rule, "any_of", None) or ()
+    """A caution's `any_of` groups (at least one must hold)."""
+    groups = rule.any_of if isinstance(rule, CautionRule) else ()
     return tuple(conditions(group) for group in groups)
-
-
-def exemptions(rule: AnyRule) -> tuple[str, ...]:
-    """`not_missing_when`: when a conclusion's unknown facts are not reported as missing."""
-    when: dict[str, ConditionSpec] | None = getattr(rule, "not_missing_when", None)
-    return conditions(when) if when else ()
 
 
 def can_carry(rule: ConclusionRule, caution: CautionRule) -> bool:
@@ -121,13 +115,12 @@ def can_carry(rule: ConclusionRule, caution: CautionRule) -> bool:
     The result's own facts (tier, deciding rule, question) are known exactly; a patient field
     the conclusion also tests must have a value both accept; other fields are open.
     """
-    groups: Sequence[dict[str, ConditionSpec]] = getattr(caution, "any_of", None) or ()
     if not _compatible(rule, caution.when):
         return False
-    return not groups or any(_compatible(rule, group) for group in groups)
+    return not caution.any_of or any(_compatible(rule, group) for group in caution.any_of)
 
 
-def _compatible(rule: ConclusionRule, when: dict[str, ConditionSpec]) -> bool:
+def _compatible(rule: ConclusionRule, when: Mapping[str, ConditionSpec]) -> bool:
     for field, condition in when.items():
         check = Check.of(field, condition)
         if field == "tier":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
+from ivig_cds._evaluate import derived_facts
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._patient import PatientContext, known_fields
 from ivig_cds._recommendation import Recommendation
@@ -40,7 +41,7 @@ def patient_page(
             f"({result.knowledge_base.content_hash}, not {kb.content_hash})"
         )
     question = result.question.intended_use
-    facts: dict[str, object] = {**known_fields(patient), "question": question.value}
+    facts = {**known_fields(patient), **derived_facts(patient, result.question)}
     flow = question_flow(kb, question)
     path = patient_path(flow, facts, result.primary_rule)
     svg = Markup(draw_flow(flow, path=path, element_id="patient-flow"))
@@ -50,7 +51,6 @@ def patient_page(
         if name != "patient_id"
     ]
     missing = [(field_words(name), _description(name)) for name in result.missing_data]
-    unused: tuple[str, ...] = getattr(result, "unused_facts", ())
     return render(
         "patient.html",
         kb=kb,
@@ -63,7 +63,7 @@ def patient_page(
         svg=svg,
         given=given,
         missing=missing,
-        unused=[field_words(name) for name in unused],
+        unused=[field_words(name) for name in result.unused_facts],
         evidence=kb.evidence,
         secondary=[f for f in result.findings if f.role == "secondary"],
     )

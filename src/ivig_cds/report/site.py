@@ -18,10 +18,11 @@ from markupsafe import Markup
 from ivig_cds import __version__
 from ivig_cds._evidence import EvidenceEntry
 from ivig_cds._knowledge_base import KnowledgeBase
+from ivig_cds._recommendation import NO_PMID
 from ivig_cds._rules import ConclusionRule
 from ivig_cds._vocabulary import Tier
 from ivig_cds.report import words
-from ivig_cds.report.pages import AnyRule, Site, conditions, exemptions, group_conditions
+from ivig_cds.report.pages import AnyRule, Site, conditions, group_conditions
 from ivig_cds.report.svg import describe, draw_flow
 
 _environment: Environment | None = None
@@ -44,7 +45,7 @@ def environment() -> Environment:
             tier_word=lambda tier: words.TIER_WORDS[Tier(tier)],
             tier_meaning=lambda tier: words.TIER_MEANINGS[Tier(tier)],
             tier_colour=lambda tier: words.TIER_COLOURS[Tier(tier)],
-            certainty=lambda c: words.certainty_words(c.level if c else None),
+            certainty=lambda c: words.certainty_words(c.level),
             question_words=lambda q: words.QUESTION_WORDS[q],
             question_details=lambda q: words.QUESTION_DETAILS[q],
             design=words.design_words,
@@ -54,12 +55,11 @@ def environment() -> Environment:
             authors=words.authors_words,
             conditions=conditions,
             group_conditions=group_conditions,
-            exemptions=exemptions,
             field_words=words.field_words,
             value_words=words.value_words,
             tiers=list(Tier),
             package_version=__version__,
-            no_pmid=words.NO_PMID,
+            no_pmid=NO_PMID,
         )
         _environment = env
     return _environment

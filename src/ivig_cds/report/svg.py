@@ -144,7 +144,7 @@ def describe(flow: Flow, path: PatientPath | None = None) -> str:
     for step in flow.steps:
         rule = step.rule
         asks = " and ".join(a.words for a in step.asks) or "always"
-        certainty = certainty_words(rule.certainty.level if rule.certainty else None)
+        certainty = certainty_words(rule.certainty.level)
         parts.append(
             f"Step {step.number}: if {asks}, then rule {rule.id}, {rule.title}: "
             f"{TIER_WORDS[rule.tier]} (certainty {certainty})."
@@ -214,7 +214,7 @@ def _outcome(
         parent = ET.SubElement(svg, "a", {"href": link(rule.id), "class": "rule-link"})
     classes = f"node outcome tier-{rule.tier.value}" + _path_class(path, decides)
     group = ET.SubElement(parent, "g", {"class": classes, "data-rule": rule.id})
-    certainty = certainty_words(rule.certainty.level if rule.certainty else None)
+    certainty = certainty_words(rule.certainty.level)
     ET.SubElement(
         group, "title"
     ).text = f"Rule {rule.id}: {rule.title}. {TIER_WORDS[rule.tier]}; certainty {certainty}."

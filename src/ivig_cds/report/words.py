@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ivig_cds._evidence import EvidenceEntry
+from ivig_cds._recommendation import NO_PMID, PUBMED
 from ivig_cds._rules import ConditionSpec, Operator, Scalar
 from ivig_cds._vocabulary import CertaintyLevel, IntendedUse, MSPhenotype, StudyDesign, Tier
-
-NO_PMID = "PMID not shown in the source"
-PUBMED = "https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
 
 TIER_WORDS: Mapping[Tier, str] = {
     Tier.SECOND_LINE: "Second-line option",
@@ -66,8 +64,8 @@ CERTAINTY_WORDS: Mapping[CertaintyLevel, str] = {
     CertaintyLevel.MODERATE: "moderate",
     CertaintyLevel.LOW: "low",
     CertaintyLevel.VERY_LOW: "very low",
+    CertaintyLevel.NOT_GRADED: "not graded",
 }
-NOT_GRADED = "not graded"
 
 DESIGN_WORDS: Mapping[StudyDesign, str] = {
     StudyDesign.META_ANALYSIS: "meta-analysis",
@@ -88,6 +86,7 @@ FIELD_WORDS: Mapping[str, str] = {
     "question": "the question asked",
     "ms_phenotype": "MS course",
     "acute_relapse": "whether a relapse is under way",
+    "relapse_ongoing": "whether a relapse is under way",
     "on_iv_methylprednisolone": "IV methylprednisolone treatment",
     "breastfeeding": "breastfeeding",
     "other_dmt_in_use": "use of a later disease-modifying therapy",
@@ -106,6 +105,11 @@ FIELD_WORDS: Mapping[str, str] = {
 # Yes/no facts read as statements: (when true, when false).
 FLAG_WORDS: Mapping[str, tuple[str, str]] = {
     "acute_relapse": ("a relapse is under way now", "no relapse is under way now"),
+    # derived: the patient is in relapse, or the question asked is the relapse's treatment
+    "relapse_ongoing": (
+        "a relapse is under way (or its treatment is the question)",
+        "no relapse is under way",
+    ),
     "on_iv_methylprednisolone": ("on IV methylprednisolone", "not on IV methylprednisolone"),
     "breastfeeding": ("breastfeeding", "not breastfeeding"),
     "other_dmt_in_use": (
@@ -176,11 +180,10 @@ def condition_words(field: str, condition: ConditionSpec) -> str:
 
 
 def _bounds(condition: ConditionSpec) -> str | None:
-    """Numeric bounds (`at_least`, `at_most`), when the condition language has them."""
-    low = getattr(condition, "at_least", None)
-    high = getattr(condition, "at_most", None)
+    """Numeric bounds (`at_least`, `at_most`, both inclusive)."""
+    low, high = condition.at_least, condition.at_most
     if low is not None and high is not None:
-        return f"is {low} to {high}"
+        return f"is from {low} to {high}"
     if low is not None:
         return f"is at least {low}"
     if high is not None:
@@ -188,8 +191,8 @@ def _bounds(condition: ConditionSpec) -> str | None:
     return None
 
 
-def certainty_words(level: CertaintyLevel | None) -> str:
-    return CERTAINTY_WORDS[level] if level is not None else NOT_GRADED
+def certainty_words(level: CertaintyLevel) -> str:
+    return CERTAINTY_WORDS.get(level, level.value.replace("_", " "))
 
 
 def design_words(design: StudyDesign) -> str:
