@@ -199,6 +199,16 @@ def test_rule_page_quotes_its_passages_and_its_clinical_judgement(
     assert re.search(r"Source document [0-9]", text)
 
 
+def test_caution_with_alternative_situations(site: Path) -> None:
+    """K1 (any_of): each situation listed; a conclusion page names them in one phrase."""
+    text = visible(site / "rules" / "K1.html")
+    assert "At least one of these situations:" in text
+    assert "pregnancy status is postpartum, and weeks since delivery is at most 12" in text
+    assert "Always" not in text
+    c02a = visible(site / "rules" / "C02a.html")
+    assert "K1 Thromboembolic risk (any of: thromboembolic risk factors: at least one" in c02a
+
+
 def test_caution_page_lists_the_conclusions_it_can_be_attached_to(site: Path) -> None:
     """K7 names C05 and C06 only."""
     text = visible(site / "rules" / "K7.html")

@@ -109,6 +109,17 @@ def group_conditions(rule: AnyRule) -> tuple[tuple[str, ...], ...]:
     return tuple(conditions(group) for group in groups)
 
 
+def attached_when(caution: CautionRule) -> str:
+    """A caution's conditions in one phrase: its `when`, and one of its `any_of` groups."""
+    parts = list(conditions(caution.when))
+    groups = [" and ".join(group) for group in group_conditions(caution)]
+    if len(groups) == 1:
+        parts.append(groups[0])
+    elif groups:
+        parts.append("any of: " + "; or ".join(groups))
+    return "; and ".join(parts) or "always"
+
+
 def can_carry(rule: ConclusionRule, caution: CautionRule) -> bool:
     """Whether some patient decided by `rule` could meet `caution`'s conditions.
 

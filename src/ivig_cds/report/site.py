@@ -22,7 +22,7 @@ from ivig_cds._recommendation import NO_PMID
 from ivig_cds._rules import ConclusionRule
 from ivig_cds._vocabulary import Tier
 from ivig_cds.report import words
-from ivig_cds.report.pages import AnyRule, Site, conditions, group_conditions
+from ivig_cds.report.pages import AnyRule, Site, attached_when, conditions, group_conditions
 from ivig_cds.report.svg import describe, draw_flow
 
 _environment: Environment | None = None
@@ -54,6 +54,7 @@ def environment() -> Environment:
             short_work=words.short_work,
             authors=words.authors_words,
             conditions=conditions,
+            attached_when=attached_when,
             group_conditions=group_conditions,
             field_words=words.field_words,
             value_words=words.value_words,
