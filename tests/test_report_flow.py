@@ -5,14 +5,24 @@ from __future__ import annotations
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from ivig_cds import Evaluator, KnowledgeBase, load_knowledge_base
-from ivig_cds._patient import known_fields, parse_patient
+from ivig_cds._patient import parse_patient
 from ivig_cds._vocabulary import IntendedUse
-from ivig_cds.report.flow import PatientPath, flows, patient_path, question_flow
+from ivig_cds.report.flow import (
+    PatientPath,
+    flows,
+    patient_facts,
+    patient_path,
+    question_flow,
+    settled_facts,
+)
 from ivig_cds.report.svg import describe, draw_flow
+from tests.strategies import patients
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -126,7 +136,7 @@ def _path_for(evaluator: Evaluator, patient: dict[str, object]) -> tuple[str, Pa
     context = parse_patient(patient)
     result = evaluator.evaluate(context)
     flow = question_flow(evaluator.knowledge_base, result.question.intended_use)
-    facts = {**known_fields(context), "question": result.question.intended_use.value}
+    facts = patient_facts(context, result.question)
     return result.primary_rule, patient_path(flow, facts, result.primary_rule)
 
 
@@ -189,3 +199,31 @@ def test_svg_marks_exactly_the_path(evaluator: Evaluator) -> None:
     assert on("outcome") == ["C05"]
     assert on("yes") == ["C05"]
     assert on("no") == ["C12", "C13a"]
+
+
+def test_settled_facts_of_each_question() -> None:
+    """The question settles itself; asked about the relapse, the relapse counts as ongoing."""
+    assert settled_facts(IntendedUse.ACUTE_RELAPSE) == {
+        "question": IntendedUse.ACUTE_RELAPSE,
+        "relapse_ongoing": True,
+    }
+    assert settled_facts(IntendedUse.DISEASE_MODIFYING) == {
+        "question": IntendedUse.DISEASE_MODIFYING
+    }
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(patient=patients())
+def test_the_drawn_path_agrees_with_the_engine(
+    evaluator: Evaluator, patient: dict[str, Any]
+) -> None:
+    """For any valid patient, the step the engine's result ends at is the first step of the
+    drawn flow whose conditions all hold for the patient's facts: drawing and engine agree."""
+    primary, path = _path_for(evaluator, patient)
+    for result in path.results:
+        holds = all(answer.held for answer in result.answers)
+        if result.verdict == "applies":
+            assert holds, (patient, result.step.rule.id)
+        elif result.verdict == "does_not_apply":
+            assert not holds, (patient, result.step.rule.id)
+    assert path.on_path[-1] == primary

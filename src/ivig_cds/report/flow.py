@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from ivig_cds._evaluate import DERIVED_FROM, derived_facts, infer_question
 from ivig_cds._knowledge_base import KnowledgeBase
-from ivig_cds._patient import PatientContext
+from ivig_cds._patient import PatientContext, known_fields
+from ivig_cds._recommendation import Question
 from ivig_cds._reference import Check
 from ivig_cds._rules import ConclusionRule
 from ivig_cds._vocabulary import IntendedUse
@@ -148,6 +149,11 @@ class PatientPath:
     def on_path(self) -> tuple[str, ...]:
         """Rule ids of the steps the patient passed through, ending with the deciding one."""
         return tuple(r.step.rule.id for r in self.results if r.verdict != "not_reached")
+
+
+def patient_facts(patient: PatientContext, question: Question) -> dict[str, object]:
+    """The facts the engine matched for this patient: their own, and those derived from them."""
+    return {**known_fields(patient), **derived_facts(patient, question)}
 
 
 def patient_path(flow: Flow, facts: Mapping[str, object], primary_rule: str) -> PatientPath:

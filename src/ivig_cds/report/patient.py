@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from ivig_cds._evaluate import derived_facts
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._patient import PatientContext, known_fields
 from ivig_cds._recommendation import Recommendation
-from ivig_cds.report.flow import patient_path, question_flow
+from ivig_cds.report.flow import patient_facts, patient_path, question_flow
 from ivig_cds.report.pages import Site
 from ivig_cds.report.site import render
 from ivig_cds.report.svg import draw_flow
@@ -41,7 +40,7 @@ def patient_page(
             f"({result.knowledge_base.content_hash}, not {kb.content_hash})"
         )
     question = result.question.intended_use
-    facts = {**known_fields(patient), **derived_facts(patient, result.question)}
+    facts = patient_facts(patient, result.question)
     flow = question_flow(kb, question)
     path = patient_path(flow, facts, result.primary_rule)
     svg = Markup(draw_flow(flow, path=path, element_id="patient-flow"))
