@@ -183,3 +183,14 @@ def test_patient_page_wording_shows_no_internal_identifiers(tmp_path: Path) -> N
     assert not ENTRY_ID.search(text)
     assert "PMID not shown in the source" in text  # K2's unattributed summary
     assert "PMID 12453069" in text
+
+
+def test_evaluate_html_of_a_fhir_bundle(tmp_path: Path) -> None:
+    """--fhir: the page is drawn from the patient the adapter mapped."""
+    page = tmp_path / "fhir.html"
+    bundle = EXAMPLES / "fhir" / "rrms-first-line-not-tolerated.json"
+    result = run("evaluate", "--fhir", "--format", "html", bundle, "--out", page)
+    assert result.exit_code == 0, result.output
+    html = page.read_text(encoding="utf-8")
+    assert 'class="node outcome tier-second_line on-path" data-rule="C02a"' in html
+    assert "relapsing-remitting MS (RRMS)" in html
