@@ -297,3 +297,23 @@ def test_screenshots_of_the_index_and_a_patient_page(
         data = shot.read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n")
         assert len(data) > 50_000  # a rendered page, not a blank one
+
+
+def test_print_layout(driver: Any, site: Path) -> None:
+    """Printed, the navigation is hidden, the cards lose their frames, the flow fits the page
+    width, and the text alternative of each flow is shown."""
+    _open(driver, site / "index.html")
+    shown = "return document.querySelector('details.alt ol').checkVisibility()"
+    assert driver.execute_script(shown) is False  # on screen, folded away
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        printed = driver.execute_script(
+            "const style = s => getComputedStyle(document.querySelector(s));"
+            "return [style('header nav').display, style('section.card').borderTopStyle,"
+            " document.querySelector('details.alt ol').checkVisibility(),"
+            " document.querySelector('svg.flow').getBoundingClientRect().width"
+            " <= document.querySelector('main').getBoundingClientRect().width]"
+        )
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    assert printed == ["none", "none", True, True]
