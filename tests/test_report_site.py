@@ -161,6 +161,7 @@ def test_index_lets_a_committee_review_the_knowledge_base(kb: KnowledgeBase, sit
         assert f'href="rules/{rule.id}.html"' in html
         assert rule.title in text
     assert "Every question" in text  # C05 answers all three
+    assert "A 'not pregnant' answer counts this long. 4 " in text  # the record windows
     assert 'href="matrix.html"' in html
     assert "@media print" in html
     assert "<script" not in html

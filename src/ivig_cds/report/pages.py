@@ -12,6 +12,12 @@ from dataclasses import dataclass
 
 from ivig_cds._evidence import EvidenceEntry
 from ivig_cds._knowledge_base import KnowledgeBase
+from ivig_cds._record_windows import (
+    RECORD_WINDOWS_NAME,
+    RecordWindows,
+    Window,
+    load_record_windows,
+)
 from ivig_cds._reference import Check
 from ivig_cds._rules import CautionRule, ConclusionRule, ConditionSpec, Operator
 from ivig_cds.report.flow import Flow, flows
@@ -48,6 +54,7 @@ class Site:
     flows: tuple[Flow, ...]
     documents: tuple[SourceDocument, ...]
     works: tuple[EvidenceEntry, ...]  # sorted: works with a PMID by year, then the others
+    windows: tuple[tuple[str, Window], ...]  # how long a record's dated answer counts
 
     @classmethod
     def of(cls, kb: KnowledgeBase) -> Site:
@@ -63,7 +70,8 @@ class Site:
             )
             for i, seed in enumerate(seeds, 1)
         )
-        return cls(kb, flows(kb), documents, tuple(sorted(kb.evidence.values(), key=_work_order)))
+        works = tuple(sorted(kb.evidence.values(), key=_work_order))
+        return cls(kb, flows(kb), documents, works, _windows(kb))
 
     @property
     def rules(self) -> tuple[AnyRule, ...]:
@@ -92,6 +100,18 @@ class Site:
 
     def carried_by(self, caution: CautionRule) -> tuple[ConclusionRule, ...]:
         return tuple(r for r in self.kb.conclusions if can_carry(r, caution))
+
+
+def _windows(kb: KnowledgeBase) -> tuple[tuple[str, Window], ...]:
+    """The record windows beside the rules (validated when the knowledge base loaded)."""
+    path = kb.rules_dir / RECORD_WINDOWS_NAME
+    if not path.is_file():
+        return ()
+    windows = load_record_windows(path)
+    return tuple(
+        (RecordWindows.model_fields[name].description or name, window)
+        for name, window in windows.rows()
+    )
 
 
 def _work_order(entry: EvidenceEntry) -> tuple[int, int, str]:
