@@ -271,6 +271,14 @@ def test_condition_and_value_words() -> None:
     assert value_words("edss", None) == "not known"
 
 
+def test_works_with_the_same_short_name_get_letters(kb: KnowledgeBase) -> None:
+    """Two works by Sorensen alone in 2003 read 2003a and 2003b, in PubMed-year order."""
+    site = Site.of(kb)
+    assert site.label(kb.evidence["pmid-12559498"]) == "Sorensen 2003a"
+    assert site.label(kb.evidence["pmid-14598048"]) == "Sorensen 2003b"
+    assert len(set(site.labels.values())) == len(site.labels)
+
+
 def test_short_names_of_works(kb: KnowledgeBase) -> None:
     """First author and year; the title's start for a work without authors."""
     assert short_work(kb.evidence["pmid-15451222"]) == "Hommes et al. 2004"

@@ -21,7 +21,7 @@ from ivig_cds._record_windows import (
 from ivig_cds._reference import Check
 from ivig_cds._rules import CautionRule, ConclusionRule, ConditionSpec, Operator
 from ivig_cds.report.flow import Flow, flows
-from ivig_cds.report.words import condition_words
+from ivig_cds.report.words import condition_words, short_work
 
 AnyRule = ConclusionRule | CautionRule
 
@@ -55,6 +55,7 @@ class Site:
     documents: tuple[SourceDocument, ...]
     works: tuple[EvidenceEntry, ...]  # sorted: works with a PMID by year, then the others
     windows: tuple[tuple[str, Window], ...]  # how long a record's dated answer counts
+    labels: Mapping[str, str]  # evidence id -> short name, "2003a"/"2003b" where two collide
 
     @classmethod
     def of(cls, kb: KnowledgeBase) -> Site:
@@ -71,11 +72,14 @@ class Site:
             for i, seed in enumerate(seeds, 1)
         )
         works = tuple(sorted(kb.evidence.values(), key=_work_order))
-        return cls(kb, flows(kb), documents, works, _windows(kb))
+        return cls(kb, flows(kb), documents, works, _windows(kb), _labels(works))
 
     @property
     def rules(self) -> tuple[AnyRule, ...]:
         return (*self.kb.conclusions, *self.kb.cautions)
+
+    def label(self, entry: EvidenceEntry) -> str:
+        return self.labels[entry.id]
 
     def document_of(self, seed: str) -> SourceDocument | None:
         return next((d for d in self.documents if d.works and d.works[0].source.seed == seed), None)
@@ -112,6 +116,21 @@ def _windows(kb: KnowledgeBase) -> tuple[tuple[str, Window], ...]:
         (RecordWindows.model_fields[name].description or name, window)
         for name, window in windows.rows()
     )
+
+
+def _labels(works: tuple[EvidenceEntry, ...]) -> dict[str, str]:
+    """Short names for the works; two alike get the year-suffix letters a reference list uses."""
+    names = {entry.id: short_work(entry) for entry in works}
+    counts: dict[str, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    seen: dict[str, int] = {}
+    for entry in works:
+        name = names[entry.id]
+        if counts[name] > 1 and entry.year is not None:
+            seen[name] = seen.get(name, 0) + 1
+            names[entry.id] = f"{name}{'abcdefghijklmnopqrstuvwxyz'[seen[name] - 1]}"
+    return names
 
 
 def _work_order(entry: EvidenceEntry) -> tuple[int, int, str]:
