@@ -23,8 +23,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from ivig_cds import Evaluator, KnowledgeBase
-from ivig_cds._patient_files import discover, read_patient
 from ivig_cds._vocabulary import IntendedUse
+from ivig_cds.cli.patient_files import discover, read_patient
 from ivig_cds.report import patient_page, write_site
 from ivig_cds.report.flow import question_flow
 

@@ -21,6 +21,7 @@ from ivig_cds import __version__
 from ivig_cds._engine import durable_version, load_durable, python_description
 from ivig_cds._errors import EngineUnavailableError
 from ivig_cds.cli import authoring, batch, common, evaluate, knowledge, serve
+from ivig_cds.report import cli as report_cli
 
 app = typer.Typer(
     name="ivig-cds",
@@ -43,6 +44,7 @@ COMMAND_GROUPS: tuple[tuple[typer.Typer, str | None], ...] = (
     (knowledge.evidence_app, "evidence"),
     (authoring.commands, None),
     (serve.commands, None),
+    (report_cli.commands, None),
 )
 for group, name in COMMAND_GROUPS:
     app.add_typer(group, name=name)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -31,6 +31,9 @@ from ivig_cds.cli.patient_files import (
 )
 from ivig_cds.cli.summary import HEADERS, summary_rows
 
+if TYPE_CHECKING:
+    from ivig_cds.report.cli import HtmlOutput
+
 Runner = Callable[[PatientSource, Callable[[], bytes]], Recommendation]
 
 commands = typer.Typer()
@@ -41,6 +44,7 @@ class OutputFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
     MARKDOWN = "markdown"
+    HTML = "html"
 
 
 _TIER_HELP = "\n".join(
@@ -98,6 +102,7 @@ def evaluate(
             metavar="PATH", help="Patient files, directories of them, or - for standard input."
         ),
     ],
+    *,
     output_format: Annotated[
         OutputFormat | None,
         typer.Option(
@@ -105,8 +110,20 @@ def evaluate(
             "-f",
             metavar="FORMAT",
             case_sensitive=False,
-            help="table, text, json or markdown. Default at a terminal: table for several "
-            "files, text for one; json when piped.",
+            help="table, text, json, markdown or html (a self-contained page with the "
+            "patient's path through the decision flow). Default at a terminal: table for "
+            "several files, text for one; json when piped.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="PATH",
+            help="With --format html: the page's file (one patient) or a folder (several). "
+            "Default: standard output.",
             show_default=False,
         ),
     ] = None,
@@ -124,13 +141,33 @@ def evaluate(
     except PatientPathError as exc:
         raise typer.BadParameter(str(exc), param_hint="PATH") from None
     as_list = len(sources) > 1 or any(Path(p).is_dir() for p in paths if p != STDIN)
+    chosen = output_format or _default_format(as_list)
     evaluator = common.evaluator(rules, evidence)
+    html = _html_output(chosen, evaluator, out, several=as_list)
+    if html is not None:
+        evaluator = html.evaluator
     run_one = _fhir_runner(evaluator) if fhir else _patient_runner(evaluator)
     results = _evaluate_all(sources, run_one)
 
-    _print_results(results, output_format or _default_format(as_list), as_list=as_list)
+    if html is not None:
+        html.write(results)
+    else:
+        _print_results(results, chosen, as_list=as_list)
     if any(isinstance(outcome, PatientFileError) for _, outcome in results):
         raise typer.Exit(1)
+
+
+def _html_output(
+    chosen: OutputFormat, evaluator: Evaluator, out: Path | None, *, several: bool
+) -> HtmlOutput | None:
+    """`--format html` is written by the report package, which keeps each patient it evaluates."""
+    if chosen is not OutputFormat.HTML:
+        if out is not None:
+            raise typer.BadParameter("applies only to --format html", param_hint="'--out'")
+        return None
+    from ivig_cds.report.cli import HtmlOutput
+
+    return HtmlOutput(evaluator, out, several=several)
 
 
 def _patient_runner(evaluator: Evaluator) -> Runner:

@@ -6,7 +6,7 @@ shows the patient's own facts at each step of the flow and a `Recommendation` do
 """
 
 # ruff: noqa: PLC0415
-# (the CLI's shared helpers are imported inside the functions: the CLI module imports this one)
+# (Jinja2 and the templates load only when a page is written, so `--help` starts fast)
 
 from __future__ import annotations
 
@@ -20,30 +20,11 @@ import typer
 from ivig_cds._evaluate import Evaluator
 from ivig_cds._patient import PatientContext, parse_patient
 from ivig_cds._recommendation import Recommendation
+from ivig_cds.cli import common
+from ivig_cds.cli.common import EvidenceDir, RulesDir
+from ivig_cds.cli.patient_files import STDIN_NAME
 
 commands = typer.Typer()
-
-_RulesDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--rules",
-        metavar="DIR",
-        exists=True,
-        file_okay=False,
-        help="Rules folder of another knowledge base (with knowledge-base.yaml at its top). "
-        "Default: the shipped one.",
-    ),
-]
-_EvidenceDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--evidence",
-        metavar="DIR",
-        exists=True,
-        file_okay=False,
-        help="Evidence folder of another knowledge base. Default: the shipped one.",
-    ),
-]
 
 _REPORT_HELP = """Write the knowledge base as a static HTML site into DIR.
 
@@ -54,7 +35,7 @@ work (evidence/<ID>.html) and the traceability matrix (matrix.html). It runs no 
 fetches nothing: open DIR/index.html from disk or put DIR on any static host."""
 
 
-@commands.command(help=_REPORT_HELP)
+@commands.command(cls=common.PlainHelpCommand, help=_REPORT_HELP)
 def report(
     out: Annotated[
         Path,
@@ -66,17 +47,16 @@ def report(
             help="Folder to write (created if needed).",
         ),
     ],
-    rules: _RulesDir = None,
-    evidence: _EvidenceDir = None,
+    rules: RulesDir = None,
+    evidence: EvidenceDir = None,
 ) -> None:
-    from ivig_cds._cli import _fail, _load
     from ivig_cds.report.site import write_site
 
-    kb = _load(rules, evidence)
+    kb = common.load(rules, evidence)
     try:
         written = write_site(kb, out)
     except OSError as exc:
-        _fail(f"cannot write the report into '{out}': {exc.strerror or type(exc).__name__}")
+        common.fail(f"cannot write the report into '{out}': {exc.strerror or type(exc).__name__}")
     typer.echo(
         f"report written: {out / 'index.html'} ({len(written)} pages; knowledge base "
         f"{kb.manifest.name} {kb.version}, {kb.content_hash})"
@@ -122,7 +102,6 @@ class HtmlOutput:
         self._several = several
 
     def write(self, results: Sequence[tuple[str, Recommendation | object]]) -> None:
-        from ivig_cds._cli import _fail
         from ivig_cds.report.patient import patient_page
 
         kb = self.evaluator.knowledge_base
@@ -141,7 +120,7 @@ class HtmlOutput:
                 name.parent.mkdir(parents=True, exist_ok=True)
                 name.write_text(html, encoding="utf-8", newline="\n")
         except OSError as exc:
-            _fail(f"cannot write '{self._out}': {exc.strerror or type(exc).__name__}")
+            common.fail(f"cannot write '{self._out}': {exc.strerror or type(exc).__name__}")
 
     def _targets(self, pages: list[tuple[str, str]]) -> list[tuple[Path, str]]:
         assert self._out is not None
@@ -150,7 +129,7 @@ class HtmlOutput:
         taken: set[str] = set()
         targets = []
         for source, html in pages:
-            stem = "stdin" if source == "<stdin>" else Path(source).stem
+            stem = "stdin" if source == STDIN_NAME else Path(source).stem
             name = f"{stem}.html" if f"{stem}.html" not in taken else f"{Path(source).name}.html"
             taken.add(name)
             targets.append((self._out / name, html))
