@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from ivig_cds import Evaluator, Tier
-from ivig_cds._cards import EXTENSION_KEY, OVERRIDE_SYSTEM, card_for, indicator_for
+from ivig_cds.service.cards import EXTENSION_KEY, OVERRIDE_SYSTEM, card_for, indicator_for
 
 PATIENTS = {
     "second_line": {"ms_phenotype": "RRMS", "first_line_dmt": "not_tolerated"},

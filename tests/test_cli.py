@@ -644,7 +644,7 @@ def test_fhir_and_web_modules_stay_unloaded(args: list[str]) -> None:
         "from ivig_cds.cli import main\n"
         f"sys.argv = ['ivig-cds', *{args!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = ('fastapi', 'uvicorn', 'fhir', 'ivig_cds.fhir', 'ivig_cds._service')\n"
+        "heavy = ('fastapi', 'uvicorn', 'fhir', 'ivig_cds.fhir', 'ivig_cds.service.app')\n"
         "print(sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in heavy[:3]))\n"
     )
     done = subprocess.run(
@@ -671,52 +671,6 @@ def test_installed_console_script_evaluates_the_examples() -> None:
     assert len(items) == len([p for p in PATIENTS.iterdir() if p.suffix in (".yaml", ".json")])
     by_source = {i["source"]: i["recommendation"] for i in items}
     assert by_source["examples/c06-ppms.yaml"]["tier"] == "insufficient_evidence"
-
-
-def test_serve_passes_its_options_to_the_service(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`serve` hands host, port, FHIR server, JWT issuers and public URL to the service."""
-    calls: list[dict[str, object]] = []
-    monkeypatch.setattr("ivig_cds._service.run", lambda **kw: calls.append(kw))
-    pem = tmp_path / "ehr.pem"
-    pem.write_text("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
-    jwks = tmp_path / "other.json"
-    jwks.write_text('{"keys": []}')
-    result = run(
-        "serve", "--port", "9090", "--fhir-server", "https://fhir.example.org/r4",
-        "--jwt-issuer", f"https://ehr.example.org={pem}",
-        "--jwt-issuer", f"https://other.example.org={jwks}",
-        "--public-url", "https://cds.example.org",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert calls == [
-        {
-            "host": "127.0.0.1",
-            "port": 9090,
-            "fhir_server": "https://fhir.example.org/r4",
-            "jwt_issuers": {
-                "https://ehr.example.org": pem.read_text(),
-                "https://other.example.org": {"keys": []},
-            },
-            "public_base_url": "https://cds.example.org",
-        }
-    ]
-
-
-@pytest.mark.parametrize(
-    ("spec", "message"),
-    [
-        ("no-equals-sign", "'no-equals-sign' is not ISSUER=KEYFILE"),
-        ("https://ehr.example.org=/no/such/key.pem", "cannot read key file '/no/such/key.pem'"),
-    ],
-)
-def test_serve_rejects_bad_issuer_options(spec: str, message: str) -> None:
-    """A malformed --jwt-issuer or unreadable key file is a usage error, before any server."""
-    result = run("serve", "--jwt-issuer", spec)
-    assert_clean(result)
-    assert result.exit_code == 2
-    assert message in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,6 @@ import httpx
 import pytest
 
 from ivig_cds import Evaluator
-from ivig_cds._cards import EXTENSION_KEY
-from ivig_cds._service import create_app
 from ivig_cds.fhir import (
     DraftOrder,
     FhirDataError,
@@ -22,8 +20,10 @@ from ivig_cds.fhir import (
     patient_from_fhir,
     read_draft_orders,
 )
+from ivig_cds.service import create_app
+from ivig_cds.service.cards import EXTENSION_KEY
 from tests.fhir_records import ICD10CM, SCT
-from tests.test_service import serving
+from tests.service_support import serving
 
 HOOKS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cds-hooks"
 SIGN = "/cds-services/ivig-ms-order-sign"

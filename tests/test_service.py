@@ -2,58 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI, Request
 
 from ivig_cds import Evaluator
-from ivig_cds._cards import EXTENSION_KEY
-from ivig_cds._service import create_app
+from ivig_cds.service import create_app
+from ivig_cds.service.cards import EXTENSION_KEY
+from tests.service_support import JSON, PV, TODAY, cards_of, request_file, serving
 
 REPO = Path(__file__).resolve().parents[1]
-HOOKS = REPO / "tests" / "fixtures" / "cds-hooks"
 AHRQ = REPO.parent / "shared" / "fixtures" / "ahrq-cds-hooks-r4"
-TODAY = dt.date(2026, 11, 22)
-JSON = {"Content-Type": "application/json"}
-PV = "/cds-services/ivig-ms-patient-view"
-
-
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Run `app` with uvicorn in a thread on a free loopback port; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +34,6 @@ def app(evaluator: Evaluator) -> Any:
 def client(app: Any) -> Iterator[httpx.Client]:
     with serving(app) as base, httpx.Client(base_url=base, timeout=20) as http:
         yield http
-
-
-def request_file(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((HOOKS / f"{name}.json").read_text())
-    return data
-
-
-def cards_of(response: httpx.Response) -> list[dict[str, Any]]:
-    assert response.status_code == 200, response.text
-    cards: list[dict[str, Any]] = response.json()["cards"]
-    return cards
 
 
 def test_discovery_lists_one_service_per_hook_with_prefetch(client: httpx.Client) -> None:
@@ -292,9 +250,9 @@ def test_feedback_is_accepted_and_kept(app: Any, client: httpx.Client) -> None:
     """The spec's feedback shape is accepted with 200 and recorded for the service."""
     response = client.post(f"{PV}/feedback", json=request_file("feedback-overridden"))
     assert response.status_code == 200
-    last = app.state.feedback[-1]
+    last = app.state.recorder.rows["feedback"][-1]
     assert last["service"] == "ivig-ms-patient-view"
-    assert last["overrideReason"]["reason"]["code"] == "specialist-decision"
+    assert (last["outcome"], last["override_code"]) == ("overridden", "specialist-decision")
 
 
 def _ahrq_files() -> list[Path]:
@@ -418,7 +376,7 @@ def test_valid_jwt_is_accepted(
         ("none", "a bearer JWT from an allowed CDS Client is required"),
         ("hmac", "asymmetric algorithm"),
         ("audience", "audience (aud) is not this service endpoint"),
-        ("issuer", "issuer is not allowed"),
+        ("issuer", "issuer (iss) is not allowed"),
         ("expired", "the JWT has expired"),
         ("no-jti", "lacks the required claim 'jti'"),
         ("far-exp", "expires more than 5 minutes ahead"),

@@ -13,9 +13,9 @@ import pytest
 from rich.console import Console
 
 from ivig_cds import Evaluator, KnowledgeBase, Recommendation
-from ivig_cds._cards import card_for
 from ivig_cds._vocabulary import Tier
 from ivig_cds.cli.render import TIER_MEANINGS, render_markdown, render_text
+from ivig_cds.service.cards import card_for
 
 
 def _text(kb: KnowledgeBase, rule_id: str) -> str:

@@ -22,6 +22,7 @@ from ivig_cds._engine import durable_version, load_durable, python_description
 from ivig_cds._errors import EngineUnavailableError
 from ivig_cds.cli import authoring, batch, common, evaluate, knowledge, serve
 from ivig_cds.report import cli as report_cli
+from ivig_cds.service.audit_cli import audit_app
 
 app = typer.Typer(
     name="ivig-cds",
@@ -45,6 +46,7 @@ COMMAND_GROUPS: tuple[tuple[typer.Typer, str | None], ...] = (
     (authoring.commands, None),
     (serve.commands, None),
     (report_cli.commands, None),
+    (audit_app, "audit"),
 )
 for group, name in COMMAND_GROUPS:
     app.add_typer(group, name=name)

@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -18,12 +19,22 @@ commands = typer.Typer()
 
 @commands.command(cls=common.PlainHelpCommand)
 def serve(
+    *,
     host: Annotated[
         str, typer.Option(metavar="HOST", help="Interface to listen on.")
     ] = "127.0.0.1",
     port: Annotated[
         int, typer.Option(metavar="PORT", min=1, max=65535, help="TCP port, 1 to 65535.")
     ] = 8080,
+    workers: Annotated[
+        int,
+        typer.Option(
+            metavar="N",
+            min=1,
+            max=64,
+            help="Worker processes (one per core: the engine holds the GIL, threads add nothing).",
+        ),
+    ] = 1,
     fhir_server: Annotated[
         str | None,
         typer.Option(
@@ -41,6 +52,14 @@ def serve(
             "in KEYFILE (PEM, or a JWK Set in .json). Repeat for several issuers.",
         ),
     ] = None,
+    jwt_jku: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="ISSUER=URL",
+            help="Allow this issuer's tokens to name URL as their jku (JWK Set, fetched and "
+            "cached); a jku not listed is never fetched. Repeatable.",
+        ),
+    ] = None,
     public_url: Annotated[
         str | None,
         typer.Option(
@@ -48,27 +67,98 @@ def serve(
             help="The service's external base URL, checked as the JWT audience behind a proxy.",
         ),
     ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="ORIGIN",
+            help="A browser origin allowed to call the service (CORS), e.g. "
+            "https://sandbox.cds-hooks.org. Repeatable; default any origin.",
+        ),
+    ] = None,
+    report_url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Where the knowledge-base report (`ivig-cds report`) is published; cards then "
+            "link to their rule's page (URL/rules/<rule>.html).",
+        ),
+    ] = None,
+    log_format: Annotated[
+        str, typer.Option(metavar="json|text", help="One line per request, as JSON or text.")
+    ] = "text",
+    log_level: Annotated[
+        str, typer.Option(metavar="LEVEL", help="debug, info, warning or error.")
+    ] = "info",
+    store: Annotated[
+        str,
+        typer.Option(
+            metavar="URL",
+            help="Where decisions and feedback are recorded: sqlite:///FILE, "
+            "postgresql://USER@HOST/DB, or none.",
+        ),
+    ] = "sqlite:///ivig-cds.sqlite3",
+    journal: Annotated[
+        Path,
+        typer.Option(
+            metavar="DIR",
+            help="Local journal for records while the store is away (replayed when it returns).",
+        ),
+    ] = Path("ivig-cds-journal"),
+    pseudonym_key_file: Annotated[
+        Path,
+        typer.Option(
+            metavar="FILE",
+            help="Key for the pseudonymous patient key (created 0600 when absent; "
+            "IVIG_CDS_PSEUDONYM_KEY overrides it). Never stored in the store.",
+        ),
+    ] = Path("ivig-cds-pseudonym.key"),
 ) -> None:
     """Run the CDS Hooks 2.0 service (HTTP) on HOST:PORT until interrupted.
 
-    Discovery is at GET /cds-services; hooks: patient-view, order-select, order-sign.
+    Discovery is at GET /cds-services; hooks: patient-view, order-select, order-sign; health
+    at GET /health.
     """
+    if log_format not in ("json", "text"):
+        raise typer.BadParameter("expected 'json' or 'text'", param_hint="'--log-format'")
+    if log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter(
+            "expected debug, info, warning or error", param_hint="'--log-level'"
+        )
+    fmt: Literal["json", "text"] = "json" if log_format == "json" else "text"
+    if store != "none" and not store.startswith(
+        ("sqlite://", "postgresql://", "postgresql+psycopg://")
+    ):
+        raise typer.BadParameter(
+            f"'{store}' is not sqlite:///FILE, postgresql://... or none", param_hint="'--store'"
+        )
     issuers = _jwt_issuers(jwt_issuer or [])
+    jku = _jwt_jku(jwt_jku or [])
     try:
-        from ivig_cds._service import run
+        from ivig_cds.service import ServeOptions, run
     except ModuleNotFoundError as exc:
-        if exc.name is None or not exc.name.startswith(("ivig_cds._service", "fastapi", "uvicorn")):
+        if exc.name is None or not exc.name.startswith(("ivig_cds.service", "fastapi", "uvicorn")):
             raise
         common.fail(
             f"the CDS Hooks service is not available in this installation "
             f"(module {exc.name} is missing)"
         )
     run(
-        host=host,
-        port=port,
-        fhir_server=fhir_server,
-        jwt_issuers=issuers or None,
-        public_base_url=public_url,
+        ServeOptions(
+            host=host,
+            port=port,
+            workers=workers,
+            fhir_server=fhir_server,
+            jwt_issuers=issuers,
+            jwt_jku=jku,
+            public_base_url=public_url,
+            cors_origins=list(cors_origin or ["*"]),
+            report_url=report_url,
+            log_format=fmt,
+            log_level=log_level.lower(),
+            store=store,
+            journal_dir=str(journal),
+            pseudonym_key_file=str(pseudonym_key_file),
+        )
     )
 
 
@@ -98,3 +188,17 @@ def _jwt_issuers(specs: list[str]) -> dict[str, str | dict[str, object]]:
         else:
             issuers[issuer] = text
     return issuers
+
+
+def _jwt_jku(specs: list[str]) -> dict[str, list[str]]:
+    """Parse repeated ISSUER=URL options (the issuer is often a URL too: split before the
+    URL's scheme)."""
+    allowed: dict[str, list[str]] = {}
+    for spec in specs:
+        found = re.fullmatch(r"(.+?)=(https?://\S+)", spec)
+        if found is None:
+            raise typer.BadParameter(
+                f"'{spec}' is not ISSUER=URL with an http(s) URL", param_hint="'--jwt-jku'"
+            )
+        allowed.setdefault(found[1], []).append(found[2])
+    return allowed

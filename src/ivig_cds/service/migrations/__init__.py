@@ -1,0 +1,1 @@
+"""Alembic migrations of the decision store (versioned; `store.migrate` applies them)."""
