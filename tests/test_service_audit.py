@@ -172,7 +172,9 @@ def test_purge_removes_only_older_records(
 def test_audit_errors_are_sentences(tmp_path: Path) -> None:
     """A missing store, an empty database or a bad date is one line on stderr, no traceback."""
     empty = tmp_path / "empty.sqlite3"
-    Store(f"sqlite:///{empty}").ping()
+    created = Store(f"sqlite:///{empty}")
+    created.ping()
+    created.dispose()
     cases = [
         (("summary", "--store", f"sqlite:///{tmp_path / 'nope.sqlite3'}"), 1, "no store at"),
         (("summary", "--store", f"sqlite:///{empty}"), 1, "holds no ivig-cds store"),

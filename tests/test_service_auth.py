@@ -186,15 +186,16 @@ def test_a_jti_used_on_one_worker_is_refused_by_another(
 ) -> None:
     """Two apps (as two worker processes) sharing the jti file: a replay to the second fails."""
     shared = str(tmp_path / "jti.sqlite3")
+    memories = [shared_file_memory(shared) for _ in range(2)]
     apps = [
         create_app(
             evaluator,
             jwt_jku={ISSUER: [jwks_url]},
-            jti_memory=shared_file_memory(shared),
+            jti_memory=memory,
             public_base_url="https://cds.example.org",
             today=lambda: TODAY,
         )
-        for _ in range(2)
+        for memory in memories
     ]
     token = es384_token(
         key, ISSUER, "https://cds.example.org/cds-services", {"kid": KID, "jku": jwks_url}
@@ -202,6 +203,8 @@ def test_a_jti_used_on_one_worker_is_refused_by_another(
     with serving(apps[0]) as first, serving(apps[1]) as second:
         once = httpx.get(f"{first}/cds-services", headers=bearer(token), timeout=20)
         again = httpx.get(f"{second}/cds-services", headers=bearer(token), timeout=20)
+    for memory in memories:
+        memory.close()
     assert once.status_code == 200
     assert (again.status_code, again.json()["error"]) == (
         401,

@@ -272,6 +272,7 @@ def test_jti_memory_in_the_store_refuses_a_replay_until_expiry(store_url: str) -
     assert memory.remember("https://other.example.org", "jti-1", now + 60)
     assert memory.remember("https://ehr.example.org", "jti-2", now - 1)
     assert memory.remember("https://ehr.example.org", "jti-2", now + 60)  # the old one expired
+    memory.close()
     store.dispose()
 
 

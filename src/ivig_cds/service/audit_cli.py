@@ -178,8 +178,10 @@ def _open(url: str) -> Store:
     try:
         revision = store.revision()
     except StoreError as exc:
+        store.dispose()
         _fail(f"cannot read the store at {display_url(url)}: {type(exc).__name__}")
     if revision is None:
+        store.dispose()
         _fail(f"{display_url(url)} holds no ivig-cds store (no schema revision)")
     return store
 

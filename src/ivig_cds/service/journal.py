@@ -50,6 +50,12 @@ class Journal:
                 f"cannot write the journal in {self.directory}: {exc.strerror}"
             ) from None
 
+    def close(self) -> None:
+        """Close this process's journal file; its records stay on disk for the next replay."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
     def pending(self) -> bool:
         """Whether this process's own journal holds records the store has not taken yet."""
         return self._file is not None

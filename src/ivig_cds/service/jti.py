@@ -62,6 +62,10 @@ class SqlJtiMemory:
         self._last_purge = 0.0
         self._checkpoint = False
 
+    def close(self) -> None:
+        """Release the database connections (the store's own engine, when shared, too)."""
+        self._engine.dispose()
+
     def remember(self, issuer: str, jti: str, expires_at: float) -> bool:
         fresh = retry_locked(lambda: self._remember(issuer, jti, expires_at))
         if self._checkpoint:

@@ -96,6 +96,7 @@ class StoreRecorder:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.journal.close()
         self.store.dispose()
 
     def _write(self, table: str, rows: list[dict[str, Any]]) -> bool:
