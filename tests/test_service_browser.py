@@ -171,3 +171,27 @@ def test_one_log_line_per_request_without_patient_data(
         assert json.loads(formatted[1])["endpoint"] == "health"
     else:
         assert "endpoint=health" in formatted[1]
+
+
+def test_a_preflight_log_line_names_what_was_preflighted(evaluator: Evaluator) -> None:
+    """A refused browser call can be traced: each preflight's line says which endpoint it was
+    for, and an origin refused by `--cors-origin` shows as a 400 there."""
+    configure_logging("json", "info")
+    logger = logging.getLogger(LOGGER_NAME)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    try:
+        app = create_app(evaluator, today=lambda: TODAY, cors_origins=["https://ehr.example"])
+        with serving(app) as base, httpx.Client(base_url=base, timeout=20) as http:
+            for path in ("/cds-services", PV, f"{PV}/feedback"):
+                http.options(path, headers=PREFLIGHT)
+    finally:
+        logger.removeHandler(handler)
+    lines = [r.fields for r in records]  # type: ignore[attr-defined]
+    assert [(f["endpoint"], f["target"], f["status"]) for f in lines] == [
+        ("preflight", "discovery", 400),
+        ("preflight", "ivig-ms-patient-view", 400),
+        ("preflight", "ivig-ms-patient-view/feedback", 400),
+    ]

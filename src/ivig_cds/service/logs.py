@@ -60,11 +60,25 @@ class RequestLog:
                 "endpoint": fields.pop(
                     "endpoint", "preflight" if scope.get("method") == "OPTIONS" else "other"
                 ),
+                **({"target": preflight_target(scope)} if scope.get("method") == "OPTIONS" else {}),
                 **fields,
                 "status": status,
                 "latencyMs": round((time.perf_counter() - started) * 1000, 2),
             }
             _logger.info("request", extra={"fields": line})
+
+
+def preflight_target(scope: Scope) -> str:
+    """What a CORS preflight asked about (discovery, a service id, or its feedback), so that a
+    refused browser call can be traced; the path names no patient."""
+    parts = str(scope.get("path", "")).strip("/").split("/")
+    if parts[:1] != ["cds-services"]:
+        return "other"
+    if len(parts) == 1:
+        return "discovery"
+    if len(parts) == 3 and parts[2] == "feedback":
+        return f"{parts[1][:64]}/feedback"
+    return parts[1][:64] if len(parts) == 2 else "other"
 
 
 def log_fields(state: MutableMapping[str, Any]) -> dict[str, Any]:
