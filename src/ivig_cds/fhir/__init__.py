@@ -13,14 +13,21 @@ from ivig_cds.fhir._codes import (
     default_code_tables,
     load_code_tables,
 )
-from ivig_cds.fhir._mapping import FhirMapping, evaluate_fhir, patient_from_fhir
+from ivig_cds.fhir._mapping import (
+    FhirMapping,
+    evaluate_fhir,
+    patient_from_fhir,
+    patient_from_resources,
+)
 from ivig_cds.fhir._orders import DraftOrder, DraftOrders, ivig_orders, read_draft_orders
 from ivig_cds.fhir._parse import MAX_RESOURCES, FhirDataError, ref, resources_of
+from ivig_cds.fhir._projection import READ_FIELDS, project
 from ivig_cds.fhir._record import FhirConflict
 
 __all__ = [
     "GROUP_VALUES",
     "MAX_RESOURCES",
+    "READ_FIELDS",
     "CodeTables",
     "DraftOrder",
     "DraftOrders",
@@ -33,6 +40,8 @@ __all__ = [
     "ivig_orders",
     "load_code_tables",
     "patient_from_fhir",
+    "patient_from_resources",
+    "project",
     "read_draft_orders",
     "ref",
     "resources_of",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.resource import Resource
 
 from ivig_cds._errors import InvalidPatientError
 from ivig_cds._evaluate import Evaluator, default_evaluator
@@ -75,9 +76,23 @@ def patient_from_fhir(
         FhirDataError: the data is not FHIR R4 the adapter can read (its problems listed), or
             it describes more than one patient.
     """
-    record = Record(
-        resources_of(data), as_of or dt.date.today(), codes or default_code_tables(), windows
-    )
+    return patient_from_resources(resources_of(data), as_of=as_of, codes=codes, windows=windows)
+
+
+def patient_from_resources(
+    resources: list[Resource],
+    *,
+    as_of: dt.date | None = None,
+    codes: CodeTables | None = None,
+    windows: RecordWindows | None = None,
+) -> FhirMapping:
+    """`patient_from_fhir` for resources already parsed (by `resources_of`, one at a time for
+    a bulk export, say); the same mapping, the same notes.
+
+    Raises:
+        FhirDataError: the resources describe more than one patient.
+    """
+    record = Record(resources, as_of or dt.date.today(), codes or default_code_tables(), windows)
     patient = _read_patient(record)
     read_conditions(record)
     read_medications(record)

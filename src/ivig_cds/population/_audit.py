@@ -1,0 +1,215 @@
+"""One patient's resources in, one audit line out: the mapping, the tier now, and each IVIG
+dose judged as of its own date.
+
+`PatientAuditor` is a plain, picklable callable (like `RecordEvaluator` for `batch`), so every
+engine runs the very same code on its groups: DuckDB in this process, Spark in its executors.
+Its output for a patient depends only on that patient's resources in export order, which is
+what makes the engines' `results.ndjson` byte-identical.
+
+A dose "as the record stood then" is judged on the resources dated on or before the dose
+(`recorded_on`; undated resources and the Patient count as always there), mapped as of that
+date. The export only holds each resource's latest version, so a medication now recorded as
+stopped was stopped then too: statuses are as exported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from fhir.resources.R4B.resource import Resource
+
+from ivig_cds._batch import evaluator_for
+from ivig_cds._errors import EngineError, IvigCdsError
+from ivig_cds._evaluate import Evaluator
+from ivig_cds.fhir import (
+    FhirDataError,
+    FhirMapping,
+    default_code_tables,
+    patient_from_resources,
+    project,
+    resources_of,
+)
+from ivig_cds.population._export import parse_date
+
+Row = tuple[int, int, str]
+"""One staged resource: file index, line number, the line's JSON text."""
+
+# Which dates say a resource was on record, first found wins (recorded before clinical dates).
+_RECORDED_ON = {
+    "Condition": ("recordedDate", "onsetDateTime", "onsetPeriod.start"),
+    "Observation": ("effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued"),
+    "MedicationStatement": ("dateAsserted", "effectiveDateTime", "effectivePeriod.start"),
+    "MedicationRequest": ("authoredOn",),
+    "MedicationAdministration": ("effectiveDateTime", "effectivePeriod.start"),
+    "Procedure": ("performedDateTime", "performedPeriod.start"),
+    "AllergyIntolerance": ("recordedDate", "onsetDateTime"),
+}
+_DOSE = {"MedicationAdministration": "administration", "MedicationRequest": "order"}
+_NOT_GIVEN = ("entered-in-error", "not-done", "cancelled")
+
+
+class PatientOutcome(NamedTuple):
+    """What became of one patient: the results line (None without MS on record), the facts
+    the summary counts, the resources that could not be read, and the lines used per file."""
+
+    key: str
+    result: str | None
+    tally: str
+    errors: tuple[tuple[int, int, str], ...]
+    used: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class PatientAuditor:
+    """`(key, rows) -> PatientOutcome` for one knowledge base and evaluation date.
+
+    Attributes:
+        as_of: the date of the tier "now" (the export's date unless the caller chose).
+    """
+
+    as_of: dt.date
+
+    def __call__(self, key: str, rows: Sequence[Row]) -> PatientOutcome:
+        evaluator = evaluator_for(None, None)
+        errors: list[tuple[int, int, str]] = []
+        used: dict[int, int] = {}
+        parsed: list[tuple[Resource, dict[str, Any]]] = []
+        for file_index, line, text in rows:
+            raw = json.loads(text)
+            try:
+                resource = resources_of(project(raw))
+            except FhirDataError as exc:
+                problems = "; ".join(p.removeprefix("input: ") for p in exc.problems)
+                errors.append((file_index, line, f"invalid FHIR: {problems}"))
+                continue
+            used[file_index] = used.get(file_index, 0) + 1
+            parsed.append((resource[0], raw))
+        try:
+            mapping = patient_from_resources([r for r, _ in parsed], as_of=self.as_of)
+        except FhirDataError as exc:  # more than one Patient resource with this id cannot be
+            problems = "; ".join(exc.problems)  # (grouped by id); kept for safety
+            errors.extend((f, line, f"patient not mapped: {problems}") for f, line, _ in rows)
+            return PatientOutcome(key, None, _tally(None, None, []), tuple(errors), ())
+        if not mapping.ms_on_record:
+            phenotype = mapping.patient.ms_phenotype
+            tally = _tally(phenotype.value if phenotype else None, None, [])
+            return PatientOutcome(key, None, tally, tuple(errors), tuple(sorted(used.items())))
+        now = _judge(evaluator, mapping)
+        doses = [_dose(evaluator, raw, parsed) for _, raw in parsed if _is_ivig_dose(raw)]
+        doses.sort(key=lambda d: (d["date"] or "", d["resource"]))
+        result = {
+            "patient": key,
+            "phenotype": now["phenotype"],
+            "tier": now["tier"],
+            "primary_rule": now["primary_rule"],
+            "missing_data": now["missing_data"],
+            "conflicts": [c.message for c in mapping.conflicts],
+            "notes": list(mapping.notes),
+            "unmapped": list(mapping.unmapped),
+            "ivig": doses,
+            "unreadable_resources": len(errors),
+        }
+        text = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+        tally = _tally(now["phenotype"], now, doses)
+        return PatientOutcome(key, text, tally, tuple(errors), tuple(sorted(used.items())))
+
+
+def _judge(evaluator: Evaluator, mapping: FhirMapping) -> dict[str, Any]:
+    phenotype = mapping.patient.ms_phenotype
+    try:
+        rec = evaluator.evaluate(mapping.patient)
+    except (EngineError, IvigCdsError) as exc:  # messages never carry the patient
+        return {
+            "phenotype": None,
+            "tier": None,
+            "primary_rule": None,
+            "missing_data": [],
+            "error": str(exc),
+        }
+    return {
+        "phenotype": phenotype.value if phenotype else None,
+        "tier": rec.tier.value,
+        "primary_rule": rec.primary_rule,
+        "missing_data": list(rec.missing_data),
+    }
+
+
+def _is_ivig_dose(raw: dict[str, Any]) -> bool:
+    kind = raw.get("resourceType")
+    if kind not in _DOSE or raw.get("status") in _NOT_GIVEN:
+        return False
+    if kind == "MedicationRequest" and raw.get("intent") in ("proposal", "plan"):
+        return False
+    tables = default_code_tables()
+    concepts = [raw.get("medicationCodeableConcept")]
+    reference = (raw.get("medicationReference") or {}).get("reference")
+    for contained in raw.get("contained") or ():
+        if isinstance(contained, dict) and f"#{contained.get('id')}" == reference:
+            concepts.append(contained.get("code"))
+    for concept in concepts:
+        for coding in (concept or {}).get("coding") or ():
+            entry = tables.lookup("medication", coding.get("system"), coding.get("code"))
+            if entry is not None and entry.value == "ivig":
+                return True
+    return False
+
+
+def _dose(
+    evaluator: Evaluator, raw: dict[str, Any], parsed: list[tuple[Resource, dict[str, Any]]]
+) -> dict[str, Any]:
+    kind = raw["resourceType"]
+    day = recorded_on(raw)
+    dose: dict[str, Any] = {
+        "kind": _DOSE[kind],
+        "resource": f"{kind}/{raw.get('id', '')}",
+        "date": day.isoformat() if day else None,
+        "tier": None,
+        "primary_rule": None,
+        "missing_data": [],
+    }
+    if day is None:
+        dose["note"] = "no date: not judged"
+        return dose
+    then = [r for r, data in parsed if (on := recorded_on(data)) is None or on <= day]
+    try:
+        mapping = patient_from_resources(then, as_of=day)
+    except FhirDataError:
+        dose["note"] = "record not mappable at that date"
+        return dose
+    judged = _judge(evaluator, mapping)
+    dose.update(
+        tier=judged["tier"],
+        primary_rule=judged["primary_rule"],
+        missing_data=judged["missing_data"],
+    )
+    return dose
+
+
+def recorded_on(raw: dict[str, Any]) -> dt.date | None:
+    """The date a resource entered the record, as far as it says; None when it does not."""
+    for path in _RECORDED_ON.get(raw.get("resourceType", ""), ()):
+        value: Any = raw
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        day = parse_date(value)
+        if day is not None:
+            return day
+    return None
+
+
+def _tally(phenotype: str | None, now: dict[str, Any] | None, doses: Iterable[Any]) -> str:
+    """The facts `summary.json` counts, compact (the engines ship them to the driver)."""
+    return json.dumps(
+        {
+            "ms": now is not None,
+            "phenotype": phenotype,
+            "tier": now["tier"] if now else None,
+            "missing": now["missing_data"] if now else [],
+            "doses": [[d["kind"], d["tier"], d["missing_data"]] for d in doses],
+        },
+        separators=(",", ":"),
+    )

@@ -1,0 +1,119 @@
+"""The engines that group staged resources by patient and run `PatientAuditor` on each group.
+
+Both read the staging file (`key`, file index, line, JSON text; fields separated by U+001F,
+which a valid JSON line cannot hold) and hand back outcomes in key order, so the results file
+is the same whoever ran it:
+
+- DuckDB (embedded, the default) sorts the staging file by key out of core (it spills to disk
+  past its memory limit) and this process audits each patient as its rows stream by;
+- Spark reads it as a DataFrame, shuffles it by key into range partitions sorted within, and
+  audits each partition with `mapPartitions` on the executors.
+"""
+
+# ruff: noqa: PLC0415  # DuckDB and PySpark load only for the engine chosen (PySpark is optional)
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ivig_cds._errors import IvigCdsError
+from ivig_cds.population._audit import PatientAuditor, PatientOutcome, Row
+
+SEPARATOR = "\x1f"
+FETCH_ROWS = 10_000
+DUCKDB_MEMORY = "512MB"  # bounds the sort; past it DuckDB spills to its temp directory
+
+
+class EngineUnavailableError(IvigCdsError, RuntimeError):
+    """The chosen engine is not installed or could not start."""
+
+
+Engine = Callable[[Path, PatientAuditor, Path], Iterator[PatientOutcome]]
+
+
+def audit_groups(
+    rows: Iterable[tuple[str, int, int, str]], auditor: PatientAuditor
+) -> Iterator[PatientOutcome]:
+    """Audit rows already sorted by key (then file, line): one outcome per key."""
+    for key, group in itertools.groupby(rows, key=lambda row: row[0]):
+        resources: list[Row] = [(f, line, text) for _, f, line, text in group]
+        yield auditor(key, resources)
+
+
+def duckdb_engine(
+    staging: Path, auditor: PatientAuditor, scratch: Path
+) -> Iterator[PatientOutcome]:
+    """Group with embedded DuckDB: an external sort by key, streamed in batches."""
+    import duckdb
+
+    con = duckdb.connect(
+        config={"memory_limit": DUCKDB_MEMORY, "temp_directory": str(scratch / "duckdb")}
+    )
+    try:
+        cursor = con.execute(
+            "SELECT k, f, l, r FROM read_csv(?, delim = ?, quote = '', escape = '', "
+            "header = false, auto_detect = false, max_line_size = 20000000, "
+            "columns = {'k': 'VARCHAR', 'f': 'INTEGER', 'l': 'BIGINT', 'r': 'VARCHAR'}) "
+            "ORDER BY k, f, l",
+            [str(staging), SEPARATOR],
+        )
+
+        def rows() -> Iterator[tuple[str, int, int, str]]:
+            while batch := cursor.fetchmany(FETCH_ROWS):
+                yield from batch
+
+        yield from audit_groups(rows(), auditor)
+    finally:
+        con.close()
+
+
+def spark_engine(master: str, partitions: int = 0) -> Engine:
+    """An engine running on Spark at `master` (`local[*]`, `spark://host:7077`, `yarn`...)."""
+
+    def run(staging: Path, auditor: PatientAuditor, scratch: Path) -> Iterator[PatientOutcome]:
+        try:
+            from pyspark.sql import SparkSession
+            from pyspark.sql import functions as F  # noqa: N812  # Spark's own convention
+        except ImportError:
+            raise EngineUnavailableError(
+                "the Spark engine needs PySpark: pip install 'ivig-cds[spark]' (and Java 17)"
+            ) from None
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        builder = SparkSession.builder.master(master).appName("ivig-cds population")
+        spark = (
+            builder.config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", str(partitions or 8))
+            .config("spark.local.dir", str(scratch / "spark"))
+            .getOrCreate()
+        )
+        spark.sparkContext.setLogLevel("ERROR")
+        try:
+            parts = F.split(F.col("value"), SEPARATOR, 4)
+            frame = spark.read.text(str(staging)).select(
+                parts[0].alias("k"),
+                parts[1].cast("int").alias("f"),
+                parts[2].cast("long").alias("l"),
+                parts[3].alias("r"),
+            )
+            count = partitions or max(2, spark.sparkContext.defaultParallelism * 2)
+            grouped = frame.repartitionByRange(count, "k").sortWithinPartitions("k", "f", "l")
+            outcomes = grouped.rdd.mapPartitions(_partition_auditor(auditor))
+            yield from outcomes.toLocalIterator(prefetchPartitions=True)
+        finally:
+            spark.stop()
+
+    return run
+
+
+def _partition_auditor(
+    auditor: PatientAuditor,
+) -> Callable[[Iterable[Any]], Iterator[PatientOutcome]]:
+    def audit(rows: Iterable[Any]) -> Iterator[PatientOutcome]:
+        return audit_groups(((r.k, r.f, r.l, r.r) for r in rows), auditor)
+
+    return audit

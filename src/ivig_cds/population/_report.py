@@ -1,0 +1,135 @@
+"""`report.html`: the audit for people, from `summary.json` alone, in one self-contained page.
+
+Charts are SVG drawn here and embedded as `data:` images, so the page fetches nothing and
+shows the same offline, in a mail client or an archive.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+_UNSUPPORTED = ("not_recommended", "insufficient_evidence", "indeterminate")
+_COLOURS = {
+    "second_line": "#2e7d32",
+    "not_first_line": "#9e9d24",
+    "insufficient_evidence": "#ef6c00",
+    "not_recommended": "#c62828",
+    "indeterminate": "#6a1b9a",
+    "not_applicable": "#757575",
+}
+
+
+def bar_chart(title: str, bars: Sequence[tuple[str, int]]) -> str:
+    """A horizontal bar chart as SVG text; tier-named bars take the tier's colour."""
+    width, label_w, row_h = 640, 230, 26
+    height = 40 + row_h * max(1, len(bars))
+    top = max((n for _, n in bars), default=0) or 1
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="13">',
+        f'<text x="0" y="18" font-weight="bold">{html.escape(title)}</text>',
+    ]
+    if not bars:
+        parts.append('<text x="0" y="50">none</text>')
+    for i, (label, n) in enumerate(bars):
+        y = 30 + i * row_h
+        bar = int((width - label_w - 70) * n / top)
+        colour = _COLOURS.get(label, "#1565c0")
+        parts += [
+            f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end">{html.escape(label)}</text>',
+            f'<rect x="{label_w}" y="{y + 4}" width="{max(bar, 1)}" height="{row_h - 8}" '
+            f'fill="{colour}"/>',
+            f'<text x="{label_w + bar + 6}" y="{y + 16}">{n:,}</text>',
+        ]
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _image(svg: str, alt: str) -> str:
+    data = base64.b64encode(svg.encode()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/svg+xml;base64,{data}">'
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_report(summary: dict[str, Any]) -> str:
+    """The page for a `summary.json` dictionary."""
+    ivig = summary["ivig"]
+    tiers: dict[str, int] = {}
+    for row in summary["by_phenotype_and_tier"]:
+        tiers[row["tier"]] = tiers.get(row["tier"], 0) + row["patients"]
+    doses = list(ivig["doses_by_tier"].items())
+    dose_missing = [(m["fact"], m["count"]) for m in ivig["missing_data_when_indeterminate"]]
+    missing = [(m["fact"], m["count"]) for m in summary["missing_data_when_indeterminate"]]
+    total_doses = sum(n for _, n in doses)
+    flagged = ivig["doses_unsupported"]
+    files = [
+        (
+            f["name"],
+            f["read"],
+            f["used"],
+            f["skipped"],
+            f["errors"],
+            "yes" if f["balanced"] else "NO",
+        )
+        for f in summary["files"]
+    ]
+    body = [
+        "<h1>IVIG stewardship audit</h1>",
+        f"<p>Tiers as of {html.escape(summary['as_of'])} "
+        f"({html.escape(summary['as_of_source'])}); each IVIG dose judged as of its own date "
+        "from the record as it stood then.</p>",
+        f"<p>{summary['patients']:,} patients in the export, {summary['patients_with_ms']:,} "
+        "with an MS-family diagnosis on record.</p>",
+        "<h2>IVIG given, by what the sources said at the time of the dose</h2>",
+        f"<p><strong>{flagged:,} of {total_doses:,} IVIG administrations and orders</strong> were "
+        "given where the sources say <code>not_recommended</code> or "
+        "<code>insufficient_evidence</code>, or where the decision was <code>indeterminate</code> "
+        "for lack of data.</p>",
+        _image(bar_chart("IVIG doses by tier at the dose date", doses), "IVIG doses by tier"),
+        _table(
+            ["kind", "tier at the dose date", "doses"],
+            [(d["kind"], d["tier"], d["doses"]) for d in ivig["doses_by_kind_and_tier"]],
+        ),
+        _image(
+            bar_chart("Missing facts behind indeterminate doses", dose_missing[:10]),
+            "missing facts behind indeterminate doses",
+        ),
+        "<h2>Patients with MS, by tier today</h2>",
+        _image(bar_chart("Patients by tier", sorted(tiers.items())), "patients by tier"),
+        _table(
+            ["phenotype", "tier", "patients"],
+            [(r["phenotype"], r["tier"], r["patients"]) for r in summary["by_phenotype_and_tier"]],
+        ),
+        "<h2>The missing facts that most often blocked a decision</h2>",
+        _image(bar_chart("Missing facts (indeterminate patients)", missing[:10]), "missing facts"),
+        "<h2>Input accounted for</h2>",
+        "<p>Every line of every file is used, skipped (a type or resource the audit does not "
+        "read) or an error (listed in <code>errors.ndjson</code>).</p>",
+        _table(["file", "lines read", "used", "skipped", "errors", "balanced"], files),
+    ]
+    style = (
+        "body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+        "padding:.2em .6em;text-align:left}img{display:block;margin:1em 0}"
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>IVIG stewardship audit</title><style>{style}</style></head><body>"
+        + "\n".join(body)
+        + "</body></html>\n"
+    )
+
+
+def write_report(path: Path, summary: dict[str, Any]) -> None:
+    path.write_text(render_report(summary), encoding="utf-8")

@@ -1,0 +1,232 @@
+"""`run_population`: export folder in, `results.ndjson`, `errors.ndjson`, `summary.json` and
+`report.html` out.
+
+One pass over the export triages every line (`_export.triage`) into a staging file of
+patient-keyed resources; the engine groups it by key and audits each patient; this module
+writes the outcomes as they come, in key order, and counts. Every line of every file ends
+counted once: used (read by the mapping), skipped (a type or resource the audit does not read)
+or an error (in `errors.ndjson`), and the summary checks the sum per file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ivig_cds._pseudonym import Pseudonymizer
+from ivig_cds.population._audit import PatientAuditor
+from ivig_cds.population._engines import SEPARATOR, Engine, duckdb_engine
+from ivig_cds.population._export import (
+    ExportError,
+    ExportFile,
+    Staged,
+    export_files,
+    manifest_date,
+    parse_date,
+    read_lines,
+    triage,
+)
+from ivig_cds.population._report import write_report
+
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+@dataclass
+class FileCount:
+    """Lines of one file: read = used + skipped + errors."""
+
+    name: str
+    read: int = 0
+    used: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+
+@dataclass
+class PopulationRun:
+    """What a run did: the date used, the counts per file, and the summary written."""
+
+    as_of: dt.date
+    as_of_source: str
+    files: list[FileCount]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> int:
+        return sum(f.errors for f in self.files)
+
+
+def run_population(
+    export: Path,
+    out: Path,
+    *,
+    as_of: dt.date | None = None,
+    pseudonymizer: Pseudonymizer | None = None,
+    engine: Engine = duckdb_engine,
+) -> PopulationRun:
+    """Audit a FHIR Bulk Data export; see the module docstring.
+
+    Args:
+        export: the export's folder.
+        out: the output folder (created; its four files are replaced).
+        as_of: the date of each patient's tier "now"; default the export's `transactionTime`
+            (from its saved manifest), else the newest `meta.lastUpdated` in it.
+        pseudonymizer: keys results by HMAC of the FHIR patient id; None keeps the ids.
+        engine: `duckdb_engine` or `spark_engine(master)`.
+
+    Raises:
+        ExportError: the folder is not an export, or it has no date and none was given.
+    """
+    files = export_files(export)
+    counts = [FileCount(f.name) for f in files]
+    source = "--as-of"
+    if as_of is None:
+        as_of, source = manifest_date(export), "the export manifest's transactionTime"
+    out.mkdir(parents=True, exist_ok=True)
+    errors: list[tuple[int, int, str]] = []
+    with tempfile.TemporaryDirectory(prefix="ivig-population-") as scratch_name:
+        scratch = Path(scratch_name)
+        staging = scratch / "staged.txt"
+        newest = _stage(files, counts, errors, staging, pseudonymizer)
+        if as_of is None:
+            as_of, source = newest, "the newest meta.lastUpdated in the export"
+        if as_of is None:
+            raise ExportError(
+                f"{export}: no export date (no manifest.json with transactionTime, no "
+                "meta.lastUpdated in any resource); give one with --as-of"
+            )
+        run = PopulationRun(as_of, source, counts)
+        tally = _Tally()
+        with (out / "results.ndjson").open("w", encoding="utf-8") as results:
+            for outcome in engine(staging, PatientAuditor(as_of), scratch):
+                if outcome.result is not None:
+                    results.write(outcome.result + "\n")
+                tally.add(json.loads(outcome.tally))
+                errors.extend(outcome.errors)
+                for index, used in outcome.used:
+                    counts[index].used += used
+    for index, _, _ in errors:
+        counts[index].errors += 1
+    _write_errors(out / "errors.ndjson", files, errors)
+    run.summary = tally.summary(run)
+    (out / "summary.json").write_text(json.dumps(run.summary, indent=2) + "\n", encoding="utf-8")
+    write_report(out / "report.html", run.summary)
+    return run
+
+
+def _stage(
+    files: list[ExportFile],
+    counts: list[FileCount],
+    errors: list[tuple[int, int, str]],
+    staging: Path,
+    pseudonymizer: Pseudonymizer | None,
+) -> dt.date | None:
+    """Triage every line; write the patients' lines to `staging`; the newest lastUpdated."""
+    newest: str | None = None
+    keys: dict[str, str] = {}
+    with staging.open("w", encoding="utf-8") as out:
+        for index, file in enumerate(files):
+            count = counts[index]
+            for line, raw in read_lines(file.path):
+                count.read += 1
+                found = triage(file.kind, raw)
+                if not isinstance(found, Staged):
+                    if found.error:
+                        errors.append((index, line, found.reason))
+                    else:
+                        count.skipped += 1
+                    continue
+                if not _FHIR_ID.match(found.patient_id):
+                    errors.append((index, line, "the patient's id is not a FHIR id"))
+                    continue
+                key = keys.get(found.patient_id)
+                if key is None:
+                    key = pseudonymizer(found.patient_id) if pseudonymizer else found.patient_id
+                    if len(keys) < 100_000:  # a cache, bounded
+                        keys[found.patient_id] = key
+                if found.last_updated and (newest is None or found.last_updated > newest):
+                    newest = found.last_updated
+                out.write(f"{key}{SEPARATOR}{index}{SEPARATOR}{line}{SEPARATOR}{found.text}\n")
+    return parse_date(newest)
+
+
+def _write_errors(path: Path, files: list[ExportFile], errors: list[tuple[int, int, str]]) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for index, line, reason in sorted(errors):
+            record = {"file": files[index].name, "line": line, "error": reason}
+            out.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n")
+
+
+class _Tally:
+    """Counts for `summary.json`, from each patient's compact tally."""
+
+    def __init__(self) -> None:
+        self.patients = 0
+        self.with_ms = 0
+        self.phenotype_tier: Counter[tuple[str, str]] = Counter()
+        self.without_ms: Counter[str] = Counter()
+        self.missing: Counter[str] = Counter()
+        self.doses: Counter[tuple[str, str]] = Counter()
+        self.dose_missing: Counter[str] = Counter()
+        self.exposed_patients: Counter[str] = Counter()
+
+    def add(self, tally: dict[str, Any]) -> None:
+        self.patients += 1
+        if not tally["ms"]:
+            self.without_ms[tally["phenotype"] or "unknown"] += 1
+            return
+        self.with_ms += 1
+        tier = tally["tier"] or "not_evaluated"
+        self.phenotype_tier[(tally["phenotype"] or "unknown", tier)] += 1
+        if tier == "indeterminate":
+            self.missing.update(tally["missing"])
+        tiers = set()
+        for kind, judged, missing in tally["doses"]:
+            dose_tier = judged or "undated"
+            self.doses[(kind, dose_tier)] += 1
+            tiers.add(dose_tier)
+            if dose_tier == "indeterminate":
+                self.dose_missing.update(missing)
+        for dose_tier in tiers:
+            self.exposed_patients[dose_tier] += 1
+
+    def summary(self, run: PopulationRun) -> dict[str, Any]:
+        flagged = ("not_recommended", "insufficient_evidence", "indeterminate")
+        doses_by_tier: Counter[str] = Counter()
+        for (_, tier), n in self.doses.items():
+            doses_by_tier[tier] += n
+        return {
+            "as_of": run.as_of.isoformat(),
+            "as_of_source": run.as_of_source,
+            "files": [
+                vars(f) | {"balanced": f.read == f.used + f.skipped + f.errors} for f in run.files
+            ],
+            "patients": self.patients,
+            "patients_with_ms": self.with_ms,
+            "patients_without_ms": dict(sorted(self.without_ms.items())),
+            "by_phenotype_and_tier": [
+                {"phenotype": p, "tier": t, "patients": n}
+                for (p, t), n in sorted(self.phenotype_tier.items())
+            ],
+            "missing_data_when_indeterminate": _ranked(self.missing),
+            "ivig": {
+                "doses_by_tier": dict(sorted(doses_by_tier.items())),
+                "doses_by_kind_and_tier": [
+                    {"kind": k, "tier": t, "doses": n} for (k, t), n in sorted(self.doses.items())
+                ],
+                "patients_by_tier": dict(sorted(self.exposed_patients.items())),
+                "doses_unsupported": sum(doses_by_tier[t] for t in flagged),
+                "missing_data_when_indeterminate": _ranked(self.dose_missing),
+            },
+        }
+
+
+def _ranked(counter: Counter[str]) -> list[dict[str, Any]]:
+    ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+    return [{"fact": fact, "count": n} for fact, n in ranked]
