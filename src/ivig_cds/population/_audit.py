@@ -8,8 +8,9 @@ what makes the engines' `results.ndjson` byte-identical.
 
 A dose "as the record stood then" is judged on the resources dated on or before the dose
 (`recorded_on`; undated resources and the Patient count as always there), mapped as of that
-date. The export only holds each resource's latest version, so a medication now recorded as
-stopped was stopped then too: statuses are as exported.
+date; the tier "now" is judged the same way as of `--as-of`. The export only holds each
+resource's latest version, so a medication now recorded as stopped was stopped then too:
+statuses are as exported.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class PatientAuditor:
             used[file_index] = used.get(file_index, 0) + 1
             parsed.append((resource[0], raw))
         try:
-            mapping = patient_from_resources([r for r, _ in parsed], as_of=self.as_of)
+            mapping = patient_from_resources(_on_record(parsed, self.as_of), as_of=self.as_of)
         except FhirDataError as exc:  # more than one Patient resource with this id cannot be
             problems = "; ".join(exc.problems)  # (grouped by id); kept for safety
             errors.extend((f, line, f"patient not mapped: {problems}") for f, line, _ in rows)
@@ -174,9 +175,8 @@ def _dose(
     if day is None:
         dose["note"] = "no date: not judged"
         return dose
-    then = [r for r, data in parsed if (on := recorded_on(data)) is None or on <= day]
     try:
-        mapping = patient_from_resources(then, as_of=day)
+        mapping = patient_from_resources(_on_record(parsed, day), as_of=day)
     except FhirDataError:
         dose["note"] = "record not mappable at that date"
         return dose
@@ -187,6 +187,11 @@ def _dose(
         missing_data=judged["missing_data"],
     )
     return dose
+
+
+def _on_record(parsed: list[tuple[Resource, dict[str, Any]]], day: dt.date) -> list[Resource]:
+    """The resources on record by `day`: dated then or before, or undated."""
+    return [r for r, data in parsed if (on := recorded_on(data)) is None or on <= day]
 
 
 def recorded_on(raw: dict[str, Any]) -> dt.date | None:

@@ -87,6 +87,7 @@ def spark_engine(master: str, partitions: int = 0) -> Engine:
         builder = SparkSession.builder.master(master).appName("ivig-cds population")
         spark = (
             builder.config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", str(partitions or 8))
             .config("spark.local.dir", str(scratch / "spark"))
             .getOrCreate()

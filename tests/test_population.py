@@ -1,0 +1,214 @@
+"""`ivig-cds population` on generated bulk exports: tiers by construction, every line counted."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from ivig_cds._cli import app
+from ivig_cds._pseudonym import Pseudonymizer
+from ivig_cds.fhir import patient_from_fhir, patient_from_resources, project, resources_of
+from ivig_cds.population import (
+    EngineUnavailableError,
+    ExportError,
+    run_population,
+    spark_engine,
+)
+from tests.bulk_export import Export, generate
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "fhir"
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Export]:
+    folder = tmp_path_factory.mktemp("bulk") / "export"
+    return folder, generate(folder, 9 * 12, malformed_every=9)
+
+
+@pytest.fixture(scope="module")
+def audited(export: tuple[Path, Export], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("out")
+    run_population(export[0], out)
+    return out
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_every_patient_gets_the_tier_it_was_built_for(
+    export: tuple[Path, Export], audited: Path
+) -> None:
+    """Tier and primary rule now, and each IVIG dose's tier at its date, match construction;
+    patients without MS on record get no line."""
+    results = {r["patient"]: r for r in _lines(audited / "results.ndjson")}
+    expected = {pid: e for pid, e in export[1].patients.items() if e.tier is not None}
+    assert set(results) == set(expected)
+    for pid, want in expected.items():
+        got = results[pid]
+        assert (got["tier"], got["primary_rule"]) == (want.tier, want.primary_rule), pid
+        doses = sorted((d["kind"], d["date"], d["tier"]) for d in got["ivig"])
+        assert doses == sorted(want.doses), pid
+
+
+def test_every_line_is_used_skipped_or_an_error(export: tuple[Path, Export], audited: Path) -> None:
+    """Per file, lines read = used + skipped + errors, and the errors are the bad lines."""
+    summary = json.loads((audited / "summary.json").read_text())
+    built = export[1]
+    errors = _lines(audited / "errors.ndjson")
+    for count in summary["files"]:
+        name = count["name"]
+        assert count["read"] == built.lines[name], name
+        assert count["errors"] == built.errors[name], name
+        assert count["skipped"] == built.skipped[name], name
+        assert count["read"] == count["used"] + count["skipped"] + count["errors"], name
+        assert sum(1 for e in errors if e["file"] == name) == built.errors[name]
+    reasons = {e["error"].split(":")[0] for e in errors}
+    assert reasons == {
+        "blank line",
+        "invalid JSON",
+        "not UTF-8 (byte 40)",
+        "expected a FHIR resource (a JSON object), got list",
+        "no patient",
+        "'Encounter' in a file of Observation resources",
+        "invalid FHIR",
+    }
+
+
+def test_results_are_keyed_by_pseudonym(
+    export: tuple[Path, Export], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a key, every line is keyed by HMAC-SHA256 of the FHIR id, and no id is written."""
+    key = b"k" * 32
+    run_population(export[0], tmp_path, pseudonymizer=Pseudonymizer(key))
+    text = (tmp_path / "results.ndjson").read_text()
+    keys = [r["patient"] for r in _lines(tmp_path / "results.ndjson")]
+    want = sorted(
+        hmac.new(key, pid.encode(), hashlib.sha256).hexdigest()
+        for pid, e in export[1].patients.items()
+        if e.tier is not None
+    )
+    assert keys == want
+    assert '"patient":"pt0' not in text
+
+
+def test_the_stewardship_report_shows_doses_by_tier_as_images(audited: Path) -> None:
+    """report.html counts the unsupported doses and draws its charts as embedded SVG."""
+    page = (audited / "report.html").read_text()
+    summary = json.loads((audited / "summary.json").read_text())
+    ivig = summary["ivig"]
+    assert ivig["doses_by_tier"] == {
+        "indeterminate": 12,
+        "insufficient_evidence": 12,
+        "not_recommended": 12,
+        "second_line": 24,
+    }
+    assert ivig["doses_unsupported"] == 36
+    assert "<strong>36 of 60 IVIG administrations and orders</strong>" in page
+    assert page.count('src="data:image/svg+xml;base64,') == 4
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    missing = summary["missing_data_when_indeterminate"]
+    assert {m["fact"]: m["count"] for m in missing}["first_line_dmt"] == 12
+
+
+def test_the_date_comes_from_the_manifest_then_from_lastupdated(
+    export: tuple[Path, Export], tmp_path: Path
+) -> None:
+    """Without a manifest, the newest meta.lastUpdated dates the export; with neither, the
+    error says to give --as-of."""
+    copy = tmp_path / "export"
+    shutil.copytree(export[0], copy)
+    (copy / "manifest.json").unlink()
+    run = run_population(copy, tmp_path / "a")
+    assert (run.as_of, run.as_of_source) == (
+        dt.date(2026, 6, 29),
+        "the newest meta.lastUpdated in the export",
+    )
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "Patient.ndjson").write_text('{"resourceType": "Patient", "id": "a"}\n')
+    with pytest.raises(ExportError, match=r"no export date .* give one with --as-of"):
+        run_population(bare, tmp_path / "b")
+
+
+def test_as_of_judges_the_record_at_that_date(export: tuple[Path, Export], tmp_path: Path) -> None:
+    """In 2018 the SPMS story was RRMS with first-line therapy unknown: indeterminate."""
+    run_population(export[0], tmp_path, as_of=dt.date(2018, 1, 1))
+    results = {r["patient"]: r for r in _lines(tmp_path / "results.ndjson")}
+    spms = [pid for pid, e in export[1].patients.items() if e.primary_rule == "C05"]
+    assert {(results[p]["tier"], results[p]["phenotype"]) for p in spms} == {
+        ("indeterminate", "RRMS")
+    }
+
+
+def test_not_an_export_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="no NDJSON file named by its resource type"):
+        run_population(tmp_path, tmp_path / "out")
+
+
+def test_cli_needs_a_key_or_keep_ids(
+    export: tuple[Path, Export], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No key: exit 2 and what to do; with --keep-ids: exit 1 (some lines were errors)."""
+    monkeypatch.delenv("IVIG_CDS_PSEUDONYM_KEY", raising=False)
+    runner = CliRunner()
+    result = runner.invoke(app, ["population", str(export[0]), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no pseudonym key: set IVIG_CDS_PSEUDONYM_KEY" in result.output
+    result = runner.invoke(
+        app, ["population", str(export[0]), "--out", str(tmp_path), "--keep-ids"]
+    )
+    assert result.exit_code == 1
+    assert "108 patients, 96 with MS on record, as of 2026-06-30" in result.output
+
+
+def _charts(export: tuple[Path, Export], limit: int) -> list[list[dict[str, Any]]]:
+    by_patient: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(export[0].glob("*.ndjson")):
+        for line in path.read_bytes().splitlines():
+            try:
+                raw = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(raw, dict) or raw.get("resourceType") in (None, "Encounter"):
+                continue
+            owner = raw.get("id") if raw["resourceType"] == "Patient" else None
+            owner = owner or (raw.get("subject") or {}).get("reference", "").split("/")[-1]
+            if owner and not str(raw.get("id", "")).endswith("-bad"):
+                by_patient.setdefault(owner, []).append(raw)
+    return list(by_patient.values())[:limit]
+
+
+def test_parsing_only_what_is_read_maps_the_same(export: tuple[Path, Export]) -> None:
+    """The projection changes no mapping: the examples and generated charts, both ways."""
+    day = dt.date(2026, 6, 30)
+    bundles = [json.loads(p.read_text()) for p in sorted(EXAMPLES.glob("*.json"))]
+    charts = [
+        {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in c]}
+        for c in _charts(export, 27)
+    ]
+    for bundle in bundles + charts:
+        whole = patient_from_fhir(bundle, as_of=day)
+        entries = [e["resource"] for e in bundle["entry"]]
+        cut = patient_from_resources(
+            [r for e in entries for r in resources_of(project(e))], as_of=day
+        )
+        assert cut == whole
+
+
+def test_spark_missing_says_how_to_install_it(
+    export: tuple[Path, Export], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyspark", None)
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)
+    with pytest.raises(EngineUnavailableError, match=r"pip install 'ivig-cds\[spark\]'"):
+        run_population(export[0], tmp_path, engine=spark_engine("local[1]"))
