@@ -343,7 +343,7 @@ def generate(folder: Path, patients: int, *, seed: int = 1, malformed_every: int
                 bad = {
                     "resourceType": "Condition",
                     "id": f"{pid}-bad",
-                    "code": "not a concept",
+                    "code": {"coding": [{"system": SCT, "code": 24700007}]},  # numeric: invalid
                     "subject": {"reference": f"Patient/{pid}"},
                 }
                 write(_file_for("Condition", index), json.dumps(bad).encode())

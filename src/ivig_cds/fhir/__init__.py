@@ -21,7 +21,7 @@ from ivig_cds.fhir._mapping import (
 )
 from ivig_cds.fhir._orders import DraftOrder, DraftOrders, ivig_orders, read_draft_orders
 from ivig_cds.fhir._parse import MAX_RESOURCES, FhirDataError, ref, resources_of
-from ivig_cds.fhir._projection import READ_FIELDS, project
+from ivig_cds.fhir._projection import READ_FIELDS, for_mapping, project
 from ivig_cds.fhir._record import FhirConflict
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "FhirMapping",
     "default_code_tables",
     "evaluate_fhir",
+    "for_mapping",
     "ivig_orders",
     "load_code_tables",
     "patient_from_fhir",

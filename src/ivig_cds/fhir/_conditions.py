@@ -141,19 +141,24 @@ def _unmapped_ms_codes(record: Record, concept: CodeableConcept | None) -> list[
     for coding in _codings(concept):
         if any(record.codes.lookup(g, coding.system, coding.code) for g in _MS_GROUPS):
             continue
-        system, code = coding.system or "", (coding.code or "").strip().upper()
-        display = (coding.display or "").lower()
-        if (
-            (system in ICD10_SYSTEMS and code.startswith("G35"))
-            or (system == _ICD11 and code.startswith("8A40"))
-            or (
-                system == _SNOMED
-                and "multiple sclerosis" in display
-                and not any(word in display for word in _NOT_A_DIAGNOSIS)
-            )
-        ):
-            found.append(f"{short(system)}|{short(coding.code or '')}")
+        if names_ms_family(coding.system, coding.code, coding.display):
+            found.append(f"{short(coding.system or '')}|{short(coding.code or '')}")
     return found
+
+
+def names_ms_family(system: str | None, code: str | None, display: str | None) -> bool:
+    """The MS-family test of `_unmapped_ms_codes` for one coding (also used to tell which
+    resources of a bulk export the mapping could read)."""
+    system, code, display = system or "", (code or "").strip().upper(), (display or "").lower()
+    return (
+        (system in ICD10_SYSTEMS and code.startswith("G35"))
+        or (system == _ICD11 and code.startswith("8A40"))
+        or (
+            system == _SNOMED
+            and "multiple sclerosis" in display
+            and not any(word in display for word in _NOT_A_DIAGNOSIS)
+        )
+    )
 
 
 def _codings(concept: CodeableConcept | None) -> Iterable[Any]:

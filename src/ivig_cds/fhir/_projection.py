@@ -1,4 +1,5 @@
-"""Parse only what the mapping reads: a resource's JSON cut down to the fields the readers use.
+"""Parse only what the mapping reads: resources it cannot use are not validated, and the
+others are cut down to the fields the readers use.
 
 Validating a whole resource with the R4B models is most of the adapter's cost per resource
 (narratives, identifiers, encounters, notes, extensions...), and none of that is read. A bulk
@@ -6,12 +7,24 @@ export maps millions of resources, so it validates only the top-level fields bel
 the readers (`_conditions`, `_medications`, `_observations`, `_mapping`, `_record`) touch, plus
 those the models require. The mapping result is the same (a test maps every example and a
 generated population both ways); problems in fields that are never read go unreported.
+
+Most of a chart (vital signs, comorbidities, other drugs) carries no code of the tables and no
+MS-family code: the mapping reads past such a resource without using it, so `for_mapping`
+does not validate it at all (a Condition stays, as an empty stand-in: "no MS on record" counts
+the Conditions read).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.resource import Resource
+
+from ivig_cds.fhir._codes import GROUP_VALUES, CodeTables, default_code_tables
+from ivig_cds.fhir._conditions import names_ms_family
+from ivig_cds.fhir._parse import resources_of
 
 _ALWAYS = ("resourceType", "id", "contained", "subject", "patient")  # `contained`: Record
 _MEDICATION = ("status", "medicationCodeableConcept", "medicationReference", "statusReason")
@@ -57,3 +70,53 @@ def project(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     if fields is None:
         return raw
     return {k: v for k, v in raw.items() if k in fields or (k[:1] == "_" and k[1:] in fields)}
+
+
+def for_mapping(raw: Mapping[str, Any], codes: CodeTables | None = None) -> Resource | None:
+    """`raw` parsed for `patient_from_resources`, or None when the mapping would not use it.
+
+    A resource is parsed (its read fields, see `project`) when any coding in it is in the code
+    tables or names the MS family, when it refers to or contains a Medication, or when it is a
+    Patient; a Condition that is not is an empty stand-in with its id.
+
+    Raises:
+        FhirDataError: a resource the mapping reads is not valid FHIR R4.
+    """
+    if raw.get("resourceType") == "Patient" or _readable(raw, codes or default_code_tables()):
+        return resources_of(project(raw))[0]
+    if raw.get("resourceType") == "Condition":
+        rid = raw.get("id")
+        stand_in: Condition = Condition.model_construct(  # type: ignore[call-arg]
+            id=rid if isinstance(rid, str) else None  # never validated: `subject` may go
+        )
+        return stand_in
+    return None
+
+
+def _readable(raw: Mapping[str, Any], codes: CodeTables) -> bool:
+    if "contained" in raw or "medicationReference" in raw:
+        return True
+    for coding in _codings(raw):
+        system, code = coding.get("system"), coding.get("code")
+        if not isinstance(system, str | None) or not isinstance(code, str | None):
+            return True  # malformed: parse it, so that the problem is reported
+        display = coding.get("display")
+        if any(codes.lookup(g, system, code) for g in GROUP_VALUES) or names_ms_family(
+            system, code, display if isinstance(display, str) else None
+        ):
+            return True
+    return False
+
+
+def _codings(value: object) -> Iterator[Mapping[str, Any]]:
+    """Every coding in a resource, at any depth."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            for key, child in item.items():
+                if key == "coding" and isinstance(child, list):
+                    yield from (c for c in child if isinstance(c, Mapping))
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)

@@ -30,9 +30,8 @@ from ivig_cds.fhir import (
     FhirDataError,
     FhirMapping,
     default_code_tables,
+    for_mapping,
     patient_from_resources,
-    project,
-    resources_of,
 )
 from ivig_cds.population._export import parse_date
 
@@ -82,13 +81,14 @@ class PatientAuditor:
         for file_index, line, text in rows:
             raw = json.loads(text)
             try:
-                resource = resources_of(project(raw))
+                resource = for_mapping(raw)
             except FhirDataError as exc:
                 problems = "; ".join(p.removeprefix("input: ") for p in exc.problems)
                 errors.append((file_index, line, f"invalid FHIR: {problems}"))
                 continue
             used[file_index] = used.get(file_index, 0) + 1
-            parsed.append((resource[0], raw))
+            if resource is not None:
+                parsed.append((resource, raw))
         try:
             mapping = patient_from_resources(_on_record(parsed, self.as_of), as_of=self.as_of)
         except FhirDataError as exc:  # more than one Patient resource with this id cannot be
