@@ -20,6 +20,7 @@ from ivig_cds.fhir import patient_from_fhir, patient_from_resources, project, re
 from ivig_cds.population import (
     EngineUnavailableError,
     ExportError,
+    duckdb_engine,
     run_population,
     spark_engine,
 )
@@ -212,3 +213,13 @@ def test_spark_missing_says_how_to_install_it(
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)
     with pytest.raises(EngineUnavailableError, match=r"pip install 'ivig-cds\[spark\]'"):
         run_population(export[0], tmp_path, engine=spark_engine("local[1]"))
+
+
+def test_worker_processes_write_the_same_files(
+    export: tuple[Path, Export], audited: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two spawned workers auditing chunks of patients give the one-process bytes."""
+    monkeypatch.setattr("ivig_cds.population._engines.CHUNK_PATIENTS", 10)  # 11 chunks
+    run_population(export[0], tmp_path, engine=duckdb_engine(workers=2))
+    for name in ("results.ndjson", "errors.ndjson", "summary.json"):
+        assert (tmp_path / name).read_bytes() == (audited / name).read_bytes(), name

@@ -21,7 +21,7 @@ def test_spark_and_duckdb_write_the_same_files(tmp_path: Path) -> None:
     """Byte-identical results, errors and summary; every tier as constructed."""
     export = tmp_path / "export"
     built = generate(export, 9 * 6, malformed_every=9)
-    run_population(export, tmp_path / "duckdb", engine=duckdb_engine)
+    run_population(export, tmp_path / "duckdb", engine=duckdb_engine())
     run_population(export, tmp_path / "spark", engine=spark_engine("local[2]", partitions=4))
     for name in ("results.ndjson", "errors.ndjson", "summary.json", "report.html"):
         duck = (tmp_path / "duckdb" / name).read_bytes()

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -52,6 +53,15 @@ def population(
     spark_master: Annotated[
         str, typer.Option(metavar="URL", help="Spark master (with --engine spark).")
     ] = "local[*]",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="DuckDB engine: processes auditing patients. Default: the number of cores.",
+            show_default=False,
+        ),
+    ] = None,
     keep_ids: Annotated[
         bool, typer.Option("--keep-ids", help="Key results by FHIR patient id (not pseudonyms).")
     ] = False,
@@ -77,7 +87,11 @@ def population(
             ) from None
     try:
         pseudonymizer = None if keep_ids else Pseudonymizer(read_key(key_file))
-        chosen = duckdb_engine if engine is EngineName.DUCKDB else spark_engine(spark_master)
+        chosen = (
+            duckdb_engine(workers or os.cpu_count() or 1)
+            if engine is EngineName.DUCKDB
+            else spark_engine(spark_master)
+        )
         run = run_population(export, out, as_of=day, pseudonymizer=pseudonymizer, engine=chosen)
     except IvigCdsError as exc:
         typer.echo(f"error: {exc}", err=True)

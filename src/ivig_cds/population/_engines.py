@@ -14,9 +14,12 @@ is the same whoever ran it:
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from ivig_cds.population._audit import PatientAuditor, PatientOutcome, Row
 
 SEPARATOR = "\x1f"
 FETCH_ROWS = 10_000
+CHUNK_PATIENTS = 200  # per task sent to a worker process: a few MB of resources
 DUCKDB_MEMORY = "512MB"  # bounds the sort; past it DuckDB spills to its temp directory
 
 
@@ -35,40 +39,73 @@ class EngineUnavailableError(IvigCdsError, RuntimeError):
 Engine = Callable[[Path, PatientAuditor, Path], Iterator[PatientOutcome]]
 
 
+def groups(rows: Iterable[tuple[str, int, int, str]]) -> Iterator[tuple[str, list[Row]]]:
+    """Rows sorted by key (then file, line) as one `(key, resources)` group per key."""
+    for key, group in itertools.groupby(rows, key=lambda row: row[0]):
+        yield key, [(f, line, text) for _, f, line, text in group]
+
+
 def audit_groups(
     rows: Iterable[tuple[str, int, int, str]], auditor: PatientAuditor
 ) -> Iterator[PatientOutcome]:
     """Audit rows already sorted by key (then file, line): one outcome per key."""
-    for key, group in itertools.groupby(rows, key=lambda row: row[0]):
-        resources: list[Row] = [(f, line, text) for _, f, line, text in group]
+    for key, resources in groups(rows):
         yield auditor(key, resources)
 
 
-def duckdb_engine(
-    staging: Path, auditor: PatientAuditor, scratch: Path
+def duckdb_engine(workers: int = 1) -> Engine:
+    """Group with embedded DuckDB (an external sort by key, streamed in batches) and audit the
+    groups here, or in `workers` processes, in order."""
+
+    def run(staging: Path, auditor: PatientAuditor, scratch: Path) -> Iterator[PatientOutcome]:
+        import duckdb
+
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "memory_limit": DUCKDB_MEMORY,
+            "temp_directory": str(scratch / "duckdb"),
+        }
+        con = duckdb.connect(config=config)
+        try:
+            cursor = con.execute(
+                "SELECT k, f, l, r FROM read_csv(?, delim = ?, quote = '', escape = '', "
+                "header = false, auto_detect = false, max_line_size = 20000000, "
+                "columns = {'k': 'VARCHAR', 'f': 'INTEGER', 'l': 'BIGINT', 'r': 'VARCHAR'}) "
+                "ORDER BY k, f, l",
+                [str(staging), SEPARATOR],
+            )
+
+            def rows() -> Iterator[tuple[str, int, int, str]]:
+                while batch := cursor.fetchmany(FETCH_ROWS):
+                    yield from batch
+
+            if workers <= 1:
+                yield from audit_groups(rows(), auditor)
+            else:
+                yield from _in_pool(groups(rows()), auditor, workers)
+        finally:
+            con.close()
+
+    return run
+
+
+def _audit_chunk(auditor: PatientAuditor, chunk: list[tuple[str, list[Row]]]) -> list[Any]:
+    return [auditor(key, resources) for key, resources in chunk]
+
+
+def _in_pool(
+    grouped: Iterator[tuple[str, list[Row]]], auditor: PatientAuditor, workers: int
 ) -> Iterator[PatientOutcome]:
-    """Group with embedded DuckDB: an external sort by key, streamed in batches."""
-    import duckdb
-
-    con = duckdb.connect(
-        config={"memory_limit": DUCKDB_MEMORY, "temp_directory": str(scratch / "duckdb")}
-    )
-    try:
-        cursor = con.execute(
-            "SELECT k, f, l, r FROM read_csv(?, delim = ?, quote = '', escape = '', "
-            "header = false, auto_detect = false, max_line_size = 20000000, "
-            "columns = {'k': 'VARCHAR', 'f': 'INTEGER', 'l': 'BIGINT', 'r': 'VARCHAR'}) "
-            "ORDER BY k, f, l",
-            [str(staging), SEPARATOR],
-        )
-
-        def rows() -> Iterator[tuple[str, int, int, str]]:
-            while batch := cursor.fetchmany(FETCH_ROWS):
-                yield from batch
-
-        yield from audit_groups(rows(), auditor)
-    finally:
-        con.close()
+    """Chunks of patients through spawned processes (DuckDB's threads make fork unsafe), a
+    bounded number in flight, outcomes in order."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: deque[Future[list[Any]]] = deque()
+        while chunk := list(itertools.islice(grouped, CHUNK_PATIENTS)):
+            pending.append(pool.submit(_audit_chunk, auditor, chunk))
+            if len(pending) >= workers * 3:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
 
 
 def spark_engine(master: str, partitions: int = 0) -> Engine:

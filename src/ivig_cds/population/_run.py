@@ -68,7 +68,7 @@ def run_population(
     *,
     as_of: dt.date | None = None,
     pseudonymizer: Pseudonymizer | None = None,
-    engine: Engine = duckdb_engine,
+    engine: Engine | None = None,
 ) -> PopulationRun:
     """Audit a FHIR Bulk Data export; see the module docstring.
 
@@ -78,7 +78,7 @@ def run_population(
         as_of: the date of each patient's tier "now"; default the export's `transactionTime`
             (from its saved manifest), else the newest `meta.lastUpdated` in it.
         pseudonymizer: keys results by HMAC of the FHIR patient id; None keeps the ids.
-        engine: `duckdb_engine` or `spark_engine(master)`.
+        engine: `duckdb_engine(workers)` (default, one process) or `spark_engine(master)`.
 
     Raises:
         ExportError: the folder is not an export, or it has no date and none was given.
@@ -104,7 +104,7 @@ def run_population(
         run = PopulationRun(as_of, source, counts)
         tally = _Tally()
         with (out / "results.ndjson").open("w", encoding="utf-8") as results:
-            for outcome in engine(staging, PatientAuditor(as_of), scratch):
+            for outcome in (engine or duckdb_engine())(staging, PatientAuditor(as_of), scratch):
                 if outcome.result is not None:
                     results.write(outcome.result + "\n")
                 tally.add(json.loads(outcome.tally))
