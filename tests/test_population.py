@@ -24,6 +24,7 @@ from ivig_cds.population import (
     run_population,
     spark_engine,
 )
+from ivig_cds.population._export import read_lines
 from tests.bulk_export import Export, generate
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "fhir"
@@ -223,3 +224,24 @@ def test_worker_processes_write_the_same_files(
     run_population(export[0], tmp_path, engine=duckdb_engine(workers=2))
     for name in ("results.ndjson", "errors.ndjson", "summary.json"):
         assert (tmp_path / name).read_bytes() == (audited / name).read_bytes(), name
+
+
+def test_lines_are_numbered_and_over_long_ones_skipped_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks split anywhere: numbering, CRLF, a final line without newline, long lines."""
+    monkeypatch.setattr("ivig_cds.population._export.MAX_LINE_BYTES", 8)
+    monkeypatch.setattr("ivig_cds.population._export._BLOCK_BYTES", 3)
+    path = tmp_path / "Patient.ndjson"
+    path.write_bytes(b"abc\r\n\nthis line is long\n12345678\nlast")
+    assert list(read_lines(path)) == [
+        (1, b"abc"),
+        (2, b""),
+        (3, None),
+        (4, b"12345678"),
+        (5, b"last"),
+    ]
+    path.write_bytes(b"a\nthis one is long too")
+    assert list(read_lines(path)) == [(1, b"a"), (2, None)]
+    path.write_bytes(b"")
+    assert list(read_lines(path)) == []

@@ -28,6 +28,7 @@ from ivig_cds.population._audit import PatientAuditor, PatientOutcome, Row
 
 SEPARATOR = "\x1f"
 FETCH_ROWS = 10_000
+PARTITION_BYTES = 64 << 20  # Spark: a partition's resources sort in the executor's memory
 CHUNK_PATIENTS = 200  # per task sent to a worker process: a few MB of resources
 DUCKDB_MEMORY = "512MB"  # bounds the sort; past it DuckDB spills to its temp directory
 
@@ -138,7 +139,10 @@ def spark_engine(master: str, partitions: int = 0) -> Engine:
                 parts[2].cast("long").alias("l"),
                 parts[3].alias("r"),
             )
-            count = partitions or max(2, spark.sparkContext.defaultParallelism * 2)
+            count = partitions or max(
+                spark.sparkContext.defaultParallelism * 2,
+                staging.stat().st_size // PARTITION_BYTES + 1,
+            )
             grouped = frame.repartitionByRange(count, "k").sortWithinPartitions("k", "f", "l")
             outcomes = grouped.rdd.mapPartitions(_partition_auditor(auditor))
             yield from outcomes.toLocalIterator(prefetchPartitions=True)

@@ -33,6 +33,7 @@ READ_TYPES = (
 """The resource types the audit reads; lines of other types are counted as skipped."""
 
 MAX_LINE_BYTES = 4 << 20  # one resource; a chart's largest are a few KB
+_BLOCK_BYTES = 1 << 20
 _FILE = re.compile(r"^(?:\d+[._-])?(?P<type>[A-Z][A-Za-z]+)(?:[._-]\d+)?\.ndjson$")
 _MANIFEST_NAMES = ("manifest.json", "status.json")
 
@@ -124,20 +125,26 @@ def parse_date(value: object) -> dt.date | None:
 
 def read_lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
     """`(line number, bytes)` for each line (a final newline ends the last line, it does not
-    start a new one); bytes are None for a line over `MAX_LINE_BYTES`, never held whole."""
-    number = 0
+    start a new one); bytes are None for a line over `MAX_LINE_BYTES`, never held whole.
+    Read in blocks: a line at a time costs more than parsing it."""
+    number, pending, too_long = 0, b"", False
     with path.open("rb") as stream:
-        while True:
-            chunk = stream.readline(MAX_LINE_BYTES + 1)
-            if not chunk:
-                return
-            number += 1
-            if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
-                while chunk and not chunk.endswith(b"\n"):
-                    chunk = stream.readline(MAX_LINE_BYTES)
-                yield number, None
-                continue
-            yield number, chunk.rstrip(b"\n").rstrip(b"\r")
+        for block in iter(lambda: stream.read(_BLOCK_BYTES), b""):
+            lines = block.split(b"\n")
+            lines[0] = pending + lines[0]
+            pending = lines.pop()
+            for line in lines:
+                number += 1
+                yield number, None if too_long or len(line) > MAX_LINE_BYTES else _strip(line)
+                too_long = False
+            if len(pending) > MAX_LINE_BYTES:
+                pending, too_long = b"", True
+    if pending or too_long:
+        yield number + 1, None if too_long else _strip(pending)
+
+
+def _strip(line: bytes) -> bytes:
+    return line[:-1] if line.endswith(b"\r") else line
 
 
 def triage(kind: str, raw: bytes | None) -> Staged | Rejected:  # noqa: PLR0911  # one per reason
