@@ -87,8 +87,10 @@ def run(export: Path, out: Path, engine: str) -> dict[str, float | str]:
         peak_main, peak_tree = max(peak_main, main), max(peak_tree, tree)
         time.sleep(0.2)
     elapsed = time.perf_counter() - started
-    if process.returncode not in (0, 1):
-        raise SystemExit(f"{engine} failed: {process.stderr.read().decode()[-2000:]}")
+    assert process.stderr is not None
+    report = process.stderr.read().decode()
+    if process.returncode not in (0, 1) or " with MS on record" not in report:
+        raise SystemExit(f"{engine} failed: {report[-2000:]}")
     return {
         "seconds": round(elapsed, 1),
         "peak_rss_main_mb": round(peak_main / 2**20),

@@ -235,13 +235,21 @@ def test_lines_are_numbered_and_over_long_ones_skipped_unread(
     path = tmp_path / "Patient.ndjson"
     path.write_bytes(b"abc\r\n\nthis line is long\n12345678\nlast")
     assert list(read_lines(path)) == [
-        (1, b"abc"),
-        (2, b""),
-        (3, None),
-        (4, b"12345678"),
-        (5, b"last"),
+        (1, 0, b"abc"),
+        (2, 5, b""),
+        (3, 6, None),
+        (4, 24, b"12345678"),
+        (5, 33, b"last"),
     ]
     path.write_bytes(b"a\nthis one is long too")
-    assert list(read_lines(path)) == [(1, b"a"), (2, None)]
+    assert list(read_lines(path)) == [(1, 0, b"a"), (2, 2, None)]
     path.write_bytes(b"")
     assert list(read_lines(path)) == []
+
+
+def test_cli_rejects_a_bad_date(export: tuple[Path, Export], tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["population", str(export[0]), "--out", str(tmp_path), "--as-of", "2026-13-01"]
+    )
+    assert result.exit_code == 2
+    assert "'2026-13-01' is not a date YYYY-MM-DD" in result.output

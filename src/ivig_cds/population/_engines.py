@@ -1,27 +1,31 @@
 """The engines that group staged resources by patient and run `PatientAuditor` on each group.
 
-Both read the staging file (`key`, file index, line, JSON text; fields separated by U+001F,
-which a valid JSON line cannot hold) and hand back outcomes in key order, so the results file
-is the same whoever ran it:
+Both read the staging file (`key`, file index, line, byte offset and length in the export
+file, and for Spark the JSON text; fields separated by U+001F, which a valid JSON line cannot
+hold) and hand back outcomes in key order, so the results file is the same whoever ran it:
 
-- DuckDB (embedded, the default) sorts the staging file by key out of core (it spills to disk
-  past its memory limit) and this process audits each patient as its rows stream by;
-- Spark reads it as a DataFrame, shuffles it by key into range partitions sorted within, and
-  audits each partition with `mapPartitions` on the executors.
+- DuckDB (embedded, the default) sorts the staging index by key out of core (it spills to
+  disk past its memory limit; sorting the resources' text too would not stay in it), then each
+  patient's resources are read back from the export by offset as the rows stream by and
+  audited here or in worker processes;
+- Spark reads the staging file, text included, as a DataFrame, shuffles it by key into range
+  partitions sorted within, and audits each partition with `mapPartitions` on the executors.
 """
 
 # ruff: noqa: PLC0415  # DuckDB and PySpark load only for the engine chosen (PySpark is optional)
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ivig_cds._errors import IvigCdsError
 from ivig_cds.population._audit import PatientAuditor, PatientOutcome, Row
@@ -37,7 +41,16 @@ class EngineUnavailableError(IvigCdsError, RuntimeError):
     """The chosen engine is not installed or could not start."""
 
 
-Engine = Callable[[Path, PatientAuditor, Path], Iterator[PatientOutcome]]
+class Engine(Protocol):
+    """Groups a staging file by key and audits each group, in key order."""
+
+    @property
+    def with_text(self) -> bool:
+        """The staging file must carry each resource's text."""
+
+    def __call__(
+        self, staging: Path, sources: Sequence[Path], auditor: PatientAuditor, scratch: Path
+    ) -> Iterator[PatientOutcome]: ...
 
 
 def groups(rows: Iterable[tuple[str, int, int, str]]) -> Iterator[tuple[str, list[Row]]]:
@@ -54,39 +67,49 @@ def audit_groups(
         yield auditor(key, resources)
 
 
-def duckdb_engine(workers: int = 1) -> Engine:
-    """Group with embedded DuckDB (an external sort by key, streamed in batches) and audit the
-    groups here, or in `workers` processes, in order."""
+@dataclass(frozen=True)
+class _DuckDB:
+    workers: int
+    with_text: bool = False
 
-    def run(staging: Path, auditor: PatientAuditor, scratch: Path) -> Iterator[PatientOutcome]:
+    def __call__(
+        self, staging: Path, sources: Sequence[Path], auditor: PatientAuditor, scratch: Path
+    ) -> Iterator[PatientOutcome]:
         import duckdb
 
         config: dict[str, str | bool | int | float | list[str]] = {
             "memory_limit": DUCKDB_MEMORY,
             "temp_directory": str(scratch / "duckdb"),
+            "preserve_insertion_order": False,
         }
         con = duckdb.connect(config=config)
-        try:
+        with contextlib.ExitStack() as stack:
+            stack.callback(con.close)
+            handles = [stack.enter_context(path.open("rb")) for path in sources]
             cursor = con.execute(
-                "SELECT k, f, l, r FROM read_csv(?, delim = ?, quote = '', escape = '', "
-                "header = false, auto_detect = false, max_line_size = 20000000, "
-                "columns = {'k': 'VARCHAR', 'f': 'INTEGER', 'l': 'BIGINT', 'r': 'VARCHAR'}) "
+                "SELECT k, f, l, o, n FROM read_csv(?, delim = ?, quote = '', escape = '', "
+                "header = false, auto_detect = false, columns = {'k': 'VARCHAR', "
+                "'f': 'INTEGER', 'l': 'BIGINT', 'o': 'BIGINT', 'n': 'INTEGER'}) "
                 "ORDER BY k, f, l",
                 [str(staging), SEPARATOR],
             )
 
             def rows() -> Iterator[tuple[str, int, int, str]]:
                 while batch := cursor.fetchmany(FETCH_ROWS):
-                    yield from batch
+                    for key, f, line, offset, size in batch:
+                        text = os.pread(handles[f].fileno(), size, offset).decode()
+                        yield key, f, line, text
 
-            if workers <= 1:
+            if self.workers <= 1:
                 yield from audit_groups(rows(), auditor)
             else:
-                yield from _in_pool(groups(rows()), auditor, workers)
-        finally:
-            con.close()
+                yield from _in_pool(groups(rows()), auditor, self.workers)
 
-    return run
+
+def duckdb_engine(workers: int = 1) -> Engine:
+    """Group with embedded DuckDB (an external sort of the index by key, streamed in batches)
+    and audit the groups here (`workers` 1) or in `workers` processes, in order."""
+    return _DuckDB(workers)
 
 
 def _audit_chunk(auditor: PatientAuditor, chunk: list[tuple[str, list[Row]]]) -> list[Any]:
@@ -109,10 +132,15 @@ def _in_pool(
             yield from pending.popleft().result()
 
 
-def spark_engine(master: str, partitions: int = 0) -> Engine:
-    """An engine running on Spark at `master` (`local[*]`, `spark://host:7077`, `yarn`...)."""
+@dataclass(frozen=True)
+class _Spark:
+    master: str
+    partitions: int
+    with_text: bool = True
 
-    def run(staging: Path, auditor: PatientAuditor, scratch: Path) -> Iterator[PatientOutcome]:
+    def __call__(
+        self, staging: Path, sources: Sequence[Path], auditor: PatientAuditor, scratch: Path
+    ) -> Iterator[PatientOutcome]:
         try:
             from pyspark.sql import SparkSession
             from pyspark.sql import functions as F  # noqa: N812  # Spark's own convention
@@ -122,24 +150,23 @@ def spark_engine(master: str, partitions: int = 0) -> Engine:
             ) from None
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-        builder = SparkSession.builder.master(master).appName("ivig-cds population")
+        builder = SparkSession.builder.master(self.master).appName("ivig-cds population")
         spark = (
             builder.config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.shuffle.partitions", str(partitions or 8))
             .config("spark.local.dir", str(scratch / "spark"))
             .getOrCreate()
         )
         spark.sparkContext.setLogLevel("ERROR")
         try:
-            parts = F.split(F.col("value"), SEPARATOR, 4)
+            parts = F.split(F.col("value"), SEPARATOR, 6)
             frame = spark.read.text(str(staging)).select(
                 parts[0].alias("k"),
                 parts[1].cast("int").alias("f"),
                 parts[2].cast("long").alias("l"),
-                parts[3].alias("r"),
+                parts[5].alias("r"),
             )
-            count = partitions or max(
+            count = self.partitions or max(
                 spark.sparkContext.defaultParallelism * 2,
                 staging.stat().st_size // PARTITION_BYTES + 1,
             )
@@ -149,7 +176,11 @@ def spark_engine(master: str, partitions: int = 0) -> Engine:
         finally:
             spark.stop()
 
-    return run
+
+def spark_engine(master: str, partitions: int = 0) -> Engine:
+    """An engine running on Spark at `master` (`local[*]`, `spark://host:7077`, `yarn`...);
+    `partitions` 0 sizes them from the staging file."""
+    return _Spark(master, partitions)
 
 
 def _partition_auditor(

@@ -123,24 +123,32 @@ def parse_date(value: object) -> dt.date | None:
         return None
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
-    """`(line number, bytes)` for each line (a final newline ends the last line, it does not
-    start a new one); bytes are None for a line over `MAX_LINE_BYTES`, never held whole.
-    Read in blocks: a line at a time costs more than parsing it."""
-    number, pending, too_long = 0, b"", False
+def read_lines(path: Path) -> Iterator[tuple[int, int, bytes | None]]:
+    """`(line number, byte offset, bytes)` for each line (a final newline ends the last line,
+    it does not start a new one); bytes are None for a line over `MAX_LINE_BYTES`, never held
+    whole. Read in blocks: a line at a time costs more than parsing it."""
+    number, start, position = 0, 0, 0
+    pending, too_long = b"", False
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(_BLOCK_BYTES), b""):
-            lines = block.split(b"\n")
-            lines[0] = pending + lines[0]
-            pending = lines.pop()
-            for line in lines:
+            pieces = block.split(b"\n")
+            cursor = position
+            for i, piece in enumerate(pieces[:-1]):
+                line = pending + piece if i == 0 else piece
                 number += 1
-                yield number, None if too_long or len(line) > MAX_LINE_BYTES else _strip(line)
-                too_long = False
+                long = (too_long and i == 0) or len(line) > MAX_LINE_BYTES
+                yield number, start, None if long else _strip(line)
+                cursor += len(piece) + 1
+                start = cursor
+            if len(pieces) > 1:
+                pending, too_long = pieces[-1], False
+            else:
+                pending += pieces[-1]
             if len(pending) > MAX_LINE_BYTES:
                 pending, too_long = b"", True
+            position += len(block)
     if pending or too_long:
-        yield number + 1, None if too_long else _strip(pending)
+        yield number + 1, start, None if too_long else _strip(pending)
 
 
 def _strip(line: bytes) -> bytes:

@@ -93,7 +93,8 @@ def run_population(
     with tempfile.TemporaryDirectory(prefix="ivig-population-") as scratch_name:
         scratch = Path(scratch_name)
         staging = scratch / "staged.txt"
-        newest = _stage(files, counts, errors, staging, pseudonymizer)
+        chosen = engine or duckdb_engine()
+        newest = _stage(files, counts, errors, staging, pseudonymizer, with_text=chosen.with_text)
         if as_of is None:
             as_of, source = newest, "the newest meta.lastUpdated in the export"
         if as_of is None:
@@ -104,7 +105,8 @@ def run_population(
         run = PopulationRun(as_of, source, counts)
         tally = _Tally()
         with (out / "results.ndjson").open("w", encoding="utf-8") as results:
-            for outcome in (engine or duckdb_engine())(staging, PatientAuditor(as_of), scratch):
+            sources = [f.path for f in files]
+            for outcome in chosen(staging, sources, PatientAuditor(as_of), scratch):
                 if outcome.result is not None:
                     results.write(outcome.result + "\n")
                 tally.add(json.loads(outcome.tally))
@@ -126,14 +128,17 @@ def _stage(
     errors: list[tuple[int, int, str]],
     staging: Path,
     pseudonymizer: Pseudonymizer | None,
+    *,
+    with_text: bool,
 ) -> dt.date | None:
-    """Triage every line; write the patients' lines to `staging`; the newest lastUpdated."""
+    """Triage every line; index the patients' lines in `staging` (with their text if
+    `with_text`); return the newest lastUpdated."""
     newest: str | None = None
     keys: dict[str, str] = {}
     with staging.open("w", encoding="utf-8") as out:
         for index, file in enumerate(files):
             count = counts[index]
-            for line, raw in read_lines(file.path):
+            for line, offset, raw in read_lines(file.path):
                 count.read += 1
                 found = triage(file.kind, raw)
                 if not isinstance(found, Staged):
@@ -152,7 +157,11 @@ def _stage(
                         keys[found.patient_id] = key
                 if found.last_updated and (newest is None or found.last_updated > newest):
                     newest = found.last_updated
-                out.write(f"{key}{SEPARATOR}{index}{SEPARATOR}{line}{SEPARATOR}{found.text}\n")
+                size = len(raw) if raw is not None else 0
+                fields = [key, str(index), str(line), str(offset), str(size)]
+                if with_text:
+                    fields.append(found.text)
+                out.write(SEPARATOR.join(fields) + "\n")
     return parse_date(newest)
 
 
