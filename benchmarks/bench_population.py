@@ -11,6 +11,7 @@ The load average is printed beside each figure: the machine is shared. A least-s
 through (patients, seconds) per engine projects 1,000,000 patients.
 """
 
+# ruff: noqa: PLC0415  # imported after sys.path points at the repository (tests/)
 from __future__ import annotations
 
 import argparse
