@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from ivig_cds._cli import app
 from ivig_cds._pseudonym import Pseudonymizer
+from ivig_cds.cli import app
 from ivig_cds.fhir import patient_from_fhir, patient_from_resources, project, resources_of
 from ivig_cds.population import (
     EngineUnavailableError,

@@ -13,10 +13,10 @@ from fhir.resources.R4B.guidanceresponse import GuidanceResponse
 from typer.testing import CliRunner, Result
 
 from ivig_cds import Evaluator
+from ivig_cds._pseudonym import Pseudonymizer
 from ivig_cds.cli import app as cli
 from ivig_cds.service import create_app
 from ivig_cds.service.journal import Journal
-from ivig_cds.service.pseudonym import Pseudonymizer
 from ivig_cds.service.recorder import StoreRecorder
 from ivig_cds.service.store import Store
 from tests.service_support import PV, TODAY, cards_of, request_file, serving

@@ -18,10 +18,10 @@ import pytest
 import sqlalchemy as sa
 
 from ivig_cds import Evaluator
+from ivig_cds._pseudonym import ENV_KEY, Pseudonymizer, load_key
 from ivig_cds.service import create_app
 from ivig_cds.service.journal import Journal
 from ivig_cds.service.jti import SqlJtiMemory
-from ivig_cds.service.pseudonym import ENV_KEY, Pseudonymizer, load_key
 from ivig_cds.service.recorder import StoreRecorder
 from ivig_cds.service.store import Store
 from tests.postgres_support import PrivatePostgres

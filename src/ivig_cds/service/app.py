@@ -23,6 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from ivig_cds._evaluate import Evaluator, default_evaluator
 from ivig_cds._patient import PatientContext
+from ivig_cds._pseudonym import Pseudonymizer
 from ivig_cds.fhir import DraftOrder, FhirDataError, patient_from_fhir
 from ivig_cds.service.actions import add_actions, asked_by_order, removal_warranted
 from ivig_cds.service.auth import IssuerKeys, JwtVerifier
@@ -33,7 +34,6 @@ from ivig_cds.service.jti import JtiMemory
 from ivig_cds.service.logs import RequestLog, log_fields
 from ivig_cds.service.middleware import BodyLimit
 from ivig_cds.service.prefetch import gather, ivig_draft_orders, prefetch_templates
-from ivig_cds.service.pseudonym import Pseudonymizer
 from ivig_cds.service.records import (
     MemoryRecorder,
     Recorder,

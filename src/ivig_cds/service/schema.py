@@ -1,6 +1,6 @@
 """The decision store's tables (SQLAlchemy Core); Alembic migrations create and evolve them.
 
-No column holds a patient identifier: `patient_key` is a keyed hash (see `pseudonym`), and
+No column holds a patient identifier: `patient_key` is a keyed hash (see `ivig_cds._pseudonym`), and
 the key is never stored here.
 """
 

@@ -23,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ivig_cds._pseudonym import Pseudonymizer, load_key
 from ivig_cds.service.app import create_app
 from ivig_cds.service.journal import Journal
 from ivig_cds.service.jti import (
@@ -33,7 +34,6 @@ from ivig_cds.service.jti import (
     shared_file_memory,
 )
 from ivig_cds.service.logs import LogFormat, configure_logging, log_event, log_warning
-from ivig_cds.service.pseudonym import Pseudonymizer, load_key
 from ivig_cds.service.recorder import StoreRecorder
 from ivig_cds.service.records import Recorder
 from ivig_cds.service.store import DEFAULT_STORE, Store, StoreError, display_url
