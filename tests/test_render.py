@@ -9,12 +9,10 @@ import pytest
 from rich.console import Console
 
 from ivig_cds import Evaluator, Recommendation
-from ivig_cds._vocabulary import Tier
+from ivig_cds._vocabulary import TIER_LABELS, TIER_MEANINGS, Tier
 from ivig_cds.cli.patient_files import PatientFileError, Problem
 from ivig_cds.cli.render import (
     DISCLAIMER,
-    TIER_LABELS,
-    TIER_MEANINGS,
     cite,
     render_json,
     render_json_list,

@@ -13,8 +13,8 @@ import pytest
 from rich.console import Console
 
 from ivig_cds import Evaluator, KnowledgeBase, Recommendation
-from ivig_cds._vocabulary import Tier
-from ivig_cds.cli.render import TIER_MEANINGS, render_markdown, render_text
+from ivig_cds._vocabulary import TIER_MEANINGS, Tier
+from ivig_cds.cli.render import render_markdown, render_text
 from ivig_cds.service.cards import card_for
 
 
@@ -105,59 +105,54 @@ def test_a_summary_speaks_of_breastfeeding_only_when_required(kb: KnowledgeBase)
 SEED004_RESULT = {"ms_phenotype": "RRMS", "acute_relapse": True, "on_iv_methylprednisolone": False}
 
 
-def _plain(rec: Recommendation) -> str:
-    out = io.StringIO()
-    Console(file=out, color_system=None, soft_wrap=True, markup=False).print(render_text(rec))
-    return out.getvalue()
+FORMS = ["text", "markdown", "card"]
 
 
-@pytest.mark.parametrize("form", ["text", "markdown", "card"])
+def _shown(rec: Recommendation, form: str) -> str:
+    """What a clinician reads of `rec` in one form (for a card: summary, source and detail)."""
+    if form == "text":
+        out = io.StringIO()
+        Console(file=out, color_system=None, soft_wrap=True, markup=False).print(render_text(rec))
+        return out.getvalue()
+    if form == "markdown":
+        return render_markdown(rec)
+    card = card_for(rec, service_id="s", hook_instance="h")
+    assert card is not None
+    return card["summary"] + str(card["source"]) + card["detail"]
+
+
+@pytest.mark.parametrize("form", FORMS)
 def test_clinician_output_shows_no_internal_identifiers(evaluator: Evaluator, form: str) -> None:
     """C8 rests on the unattributed summary: its id and seed file never reach a clinician."""
     rec = evaluator.evaluate(SEED004_RESULT)
     assert [c.id for c in rec.citations] == ["seed004-summary"]
-    if form == "text":
-        shown = _plain(rec)
-    elif form == "markdown":
-        shown = render_markdown(rec)
-    else:
-        card = card_for(rec, service_id="s", hook_instance="h")
-        assert card is not None
-        shown = card["detail"] + card["summary"] + str(card["source"])
+    shown = _shown(rec, form)
     assert "PMID not shown in the source" in shown
     for leak in ("seed004", "seed001", "no PubMed record", "(no PMID)", ".txt"):
         assert leak not in shown
 
 
-@pytest.mark.parametrize("form", ["text", "markdown", "card"])
+@pytest.mark.parametrize("form", FORMS)
 def test_unused_facts_are_named_wherever_a_result_is_read(evaluator: Evaluator, form: str) -> None:
     """An EDSS given is accepted, but the reader is told that no rule weighed it."""
     rec = evaluator.evaluate({"ms_phenotype": "SPMS", "edss": 6.5})
     assert rec.unused_facts == ("edss",)
-    if form == "text":
-        shown = _plain(rec)
-    elif form == "markdown":
-        shown = render_markdown(rec)
-    else:
-        card = card_for(rec, service_id="s", hook_instance="h")
-        assert card is not None
-        shown = card["detail"]
-        assert card["extension"]["org.ivig-cds"]["unusedFacts"] == ["edss"]
-    assert "Not used by this knowledge base: edss" in shown
+    assert "Not used by this knowledge base: edss" in _shown(rec, form)
 
 
-@pytest.mark.parametrize("form", ["text", "markdown", "card"])
+def test_the_card_audit_extension_lists_unused_facts(evaluator: Evaluator) -> None:
+    card = card_for(
+        evaluator.evaluate({"ms_phenotype": "SPMS", "edss": 6.5}), service_id="s", hook_instance="h"
+    )
+    assert card is not None
+    assert card["extension"]["org.ivig-cds"]["unusedFacts"] == ["edss"]
+
+
+@pytest.mark.parametrize("form", FORMS)
 def test_not_graded_is_shown_for_conclusions_that_make_no_claim(
     evaluator: Evaluator, form: str
 ) -> None:
+    """C12 and C13 make no claim about IVIG, and every output says "not graded"."""
     rec = evaluator.evaluate({"ms_phenotype": "RRMS", "sex": "male"})
     assert rec.primary_rule == "C13b"
-    if form == "text":
-        shown = _plain(rec)
-    elif form == "markdown":
-        shown = render_markdown(rec)
-    else:
-        card = card_for(rec, service_id="s", hook_instance="h")
-        assert card is not None
-        shown = card["detail"]
-    assert "not graded" in shown
+    assert "not graded" in _shown(rec, form)

@@ -66,8 +66,7 @@ def read_key(key_file: Path | None = None) -> bytes:
         return from_env.encode()
     if key_file is None:
         raise PseudonymKeyError(
-            f"no pseudonym key: set {ENV_KEY} or give a key file (or keep FHIR ids with "
-            "--keep-ids)"
+            f"no pseudonym key: set {ENV_KEY} or give a key file (or keep FHIR ids with --keep-ids)"
         )
     try:
         return key_file.read_text(encoding="ascii").strip().encode()

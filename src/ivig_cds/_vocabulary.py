@@ -6,6 +6,7 @@ never change meaning; new members may be added.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 
@@ -56,6 +57,30 @@ class Tier(StrEnum):
     NOT_RECOMMENDED = "not_recommended"
     INDETERMINATE = "indeterminate"
     NOT_APPLICABLE = "not_applicable"
+
+
+# What each tier means for the clinician (the README's tier table): one wording for the command
+# line, the report and every other reader, so that they cannot drift apart.
+TIER_LABELS: Mapping[Tier, str] = {
+    Tier.SECOND_LINE: "Second-line option",
+    Tier.NOT_FIRST_LINE: "Not first line",
+    Tier.INSUFFICIENT_EVIDENCE: "Insufficient evidence",
+    Tier.NOT_RECOMMENDED: "Not recommended",
+    Tier.INDETERMINATE: "Indeterminate",
+    Tier.NOT_APPLICABLE: "Not applicable",
+}
+
+TIER_MEANINGS: Mapping[Tier, str] = {
+    Tier.SECOND_LINE: "IVIG may be considered: the sources support it as a second-line option "
+    "in this situation.",
+    Tier.NOT_FIRST_LINE: "Approved first-line therapy is preferred; IVIG is reserved for when "
+    "that cannot be used.",
+    Tier.INSUFFICIENT_EVIDENCE: "The evidence is too limited or unpublished to recommend IVIG "
+    "for this; not standard practice.",
+    Tier.NOT_RECOMMENDED: "Trials showed no benefit, or the sources say IVIG has no role here.",
+    Tier.INDETERMINATE: "A fact needed to decide is missing; the result lists which.",
+    Tier.NOT_APPLICABLE: "Outside this knowledge base (no MS diagnosis).",
+}
 
 
 class CertaintyLevel(StrEnum):

@@ -176,7 +176,8 @@ def rules_show(
 
 
 def _rule_lines(kb: KnowledgeBase, rule: ConclusionRule | CautionRule) -> list[tuple[str, str]]:
-    from ivig_cds.cli.render import TIER_MEANINGS, cite
+    from ivig_cds._vocabulary import TIER_MEANINGS
+    from ivig_cds.cli.render import cite
 
     lines: list[tuple[str, str]] = [
         (f"{rule.id}  {rule.title}", "bold"),

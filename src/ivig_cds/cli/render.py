@@ -17,29 +17,8 @@ from rich.text import Text
 
 from ivig_cds._patient import PatientContext
 from ivig_cds._recommendation import Caution, Citation, Recommendation
-from ivig_cds._vocabulary import IntendedUse, Tier
+from ivig_cds._vocabulary import TIER_LABELS, TIER_MEANINGS, IntendedUse, Tier
 from ivig_cds.cli.patient_files import PatientFileError
-
-TIER_LABELS: Mapping[Tier, str] = {
-    Tier.SECOND_LINE: "Second-line option",
-    Tier.NOT_FIRST_LINE: "Not first line",
-    Tier.INSUFFICIENT_EVIDENCE: "Insufficient evidence",
-    Tier.NOT_RECOMMENDED: "Not recommended",
-    Tier.INDETERMINATE: "Indeterminate",
-    Tier.NOT_APPLICABLE: "Not applicable",
-}
-
-TIER_MEANINGS: Mapping[Tier, str] = {
-    Tier.SECOND_LINE: "IVIG may be considered: the sources support it as a second-line option "
-    "in this situation.",
-    Tier.NOT_FIRST_LINE: "Approved first-line therapy is preferred; IVIG is reserved for when "
-    "that cannot be used.",
-    Tier.INSUFFICIENT_EVIDENCE: "The evidence is too limited or unpublished to recommend IVIG "
-    "for this; not standard practice.",
-    Tier.NOT_RECOMMENDED: "Trials showed no benefit, or the sources say IVIG has no role here.",
-    Tier.INDETERMINATE: "A fact needed to decide is missing; the result lists which.",
-    Tier.NOT_APPLICABLE: "Outside this knowledge base (no MS diagnosis).",
-}
 
 TIER_STYLES: Mapping[Tier, str] = {
     Tier.SECOND_LINE: "bold green",

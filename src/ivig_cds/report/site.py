@@ -20,7 +20,7 @@ from ivig_cds._evidence import EvidenceEntry
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._recommendation import NO_PMID
 from ivig_cds._rules import ConclusionRule
-from ivig_cds._vocabulary import Tier
+from ivig_cds._vocabulary import TIER_MEANINGS, Tier
 from ivig_cds.report import words
 from ivig_cds.report.pages import AnyRule, Site, attached_when, conditions, group_conditions
 from ivig_cds.report.svg import describe, draw_flow
@@ -43,7 +43,7 @@ def environment() -> Environment:
         env.filters["sentence"] = words.sentence
         env.globals.update(
             tier_word=lambda tier: words.TIER_WORDS[Tier(tier)],
-            tier_meaning=lambda tier: words.TIER_MEANINGS[Tier(tier)],
+            tier_meaning=lambda tier: TIER_MEANINGS[Tier(tier)],
             tier_colour=lambda tier: words.TIER_COLOURS[Tier(tier)],
             certainty=lambda c: words.certainty_words(c.level),
             question_words=lambda q: words.QUESTION_WORDS[q],

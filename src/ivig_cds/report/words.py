@@ -13,28 +13,16 @@ from collections.abc import Mapping
 from ivig_cds._evidence import EvidenceEntry
 from ivig_cds._recommendation import NO_PMID, PUBMED
 from ivig_cds._rules import ConditionSpec, Operator, Scalar
-from ivig_cds._vocabulary import CertaintyLevel, IntendedUse, MSPhenotype, StudyDesign, Tier
+from ivig_cds._vocabulary import (
+    TIER_LABELS,
+    CertaintyLevel,
+    IntendedUse,
+    MSPhenotype,
+    StudyDesign,
+    Tier,
+)
 
-TIER_WORDS: Mapping[Tier, str] = {
-    Tier.SECOND_LINE: "Second-line option",
-    Tier.NOT_FIRST_LINE: "Not first line",
-    Tier.INSUFFICIENT_EVIDENCE: "Insufficient evidence",
-    Tier.NOT_RECOMMENDED: "Not recommended",
-    Tier.INDETERMINATE: "Indeterminate",
-    Tier.NOT_APPLICABLE: "Not applicable",
-}
-
-TIER_MEANINGS: Mapping[Tier, str] = {
-    Tier.SECOND_LINE: "IVIG may be considered: the sources support it as a second-line option "
-    "in this situation.",
-    Tier.NOT_FIRST_LINE: "Approved first-line therapy is preferred; IVIG is reserved for when "
-    "that cannot be used.",
-    Tier.INSUFFICIENT_EVIDENCE: "The evidence is too limited or unpublished to recommend IVIG "
-    "for this; not standard practice.",
-    Tier.NOT_RECOMMENDED: "Trials showed no benefit, or the sources say IVIG has no role here.",
-    Tier.INDETERMINATE: "A fact needed to decide is missing; the result lists which.",
-    Tier.NOT_APPLICABLE: "Outside this knowledge base (no MS diagnosis).",
-}
+TIER_WORDS = TIER_LABELS
 
 # Colour is never the only signal: every use also shows the tier's word.
 TIER_COLOURS: Mapping[Tier, str] = {
