@@ -26,13 +26,15 @@ from ivig_cds._batch import (
     IN_FLIGHT_PER_WORKER,
     BatchAbortedError,
     BatchSummary,
+    read_chunks,
+    run_batch,
+)
+from ivig_cds._records import (
     Outcome,
     Record,
     RecordEvaluator,
     evaluate_line,
     evaluate_records,
-    read_chunks,
-    run_batch,
 )
 from ivig_cds.cli import app
 from ivig_cds.cli.batch import _batch_progress

@@ -44,13 +44,23 @@ def test_only_the_engine_module_imports_durable() -> None:
 
 @pytest.mark.parametrize(
     ("name", "module"),
-    [("evaluate_fhir", "fhir.resources"), ("RecordEvaluator", "concurrent.futures")],
+    [("evaluate_fhir", "fhir.resources"), ("RecordEvaluator", "ivig_cds._records")],
 )
 def test_heavy_parts_are_loaded_only_on_use(name: str, module: str) -> None:
-    """Importing ivig_cds loads neither the FHIR adapter nor batch; touching their names does."""
+    """Importing ivig_cds loads neither the FHIR adapter nor the record evaluators; using does."""
     code = (
         f"import sys, ivig_cds; before = {module!r} in sys.modules;"
         f"ivig_cds.{name}; print(before, {module!r} in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_the_record_evaluator_needs_no_process_pool() -> None:
+    """A Spark or Dask worker using RecordEvaluator loads neither the batch runner nor a pool."""
+    code = (
+        "import sys, ivig_cds; ivig_cds.RecordEvaluator;"
+        "print('ivig_cds._batch' in sys.modules, 'concurrent.futures' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -46,20 +46,20 @@ from ivig_cds._vocabulary import (
 )
 
 if TYPE_CHECKING:
-    from ivig_cds._batch import RecordEvaluator, evaluate_records
+    from ivig_cds._records import RecordEvaluator, evaluate_records
     from ivig_cds.fhir import FhirDataError, FhirMapping, evaluate_fhir, patient_from_fhir
 
 __version__ = "0.1.0"
 
-# The FHIR adapter loads fhir.resources (slow to import) and batch loads process pools: each is
-# imported on first use only.
+# The FHIR adapter loads fhir.resources (slow to import) and the record evaluators serve batch
+# runs only: each is imported on first use only.
 _LAZY = {
     "FhirDataError": "fhir",
     "FhirMapping": "fhir",
     "evaluate_fhir": "fhir",
     "patient_from_fhir": "fhir",
-    "RecordEvaluator": "_batch",
-    "evaluate_records": "_batch",
+    "RecordEvaluator": "_records",
+    "evaluate_records": "_records",
 }
 
 

@@ -86,12 +86,12 @@ def batch(
     rules: RulesDir = None,
     evidence: EvidenceDir = None,
 ) -> None:
-    from ivig_cds import _batch
+    from ivig_cds import _batch, _records
 
     errors = errors or _errors_path(out)
     _check_batch_paths(source, out, errors)
     try:
-        _batch.evaluator_for(rules, evidence)  # compiled once, here; forked workers inherit it
+        _records.evaluator_for(rules, evidence)  # compiled once, here; forked workers inherit it
     except KnowledgeBaseError:
         common.load(rules, evidence)  # loads it again to report every issue, then exits 1
         raise
@@ -99,7 +99,7 @@ def batch(
         common.fail(str(exc))
     except IvigCdsError as exc:
         common.fail(f"the knowledge base could not be compiled: {exc}")
-    evaluate = _batch.RecordEvaluator(rules, evidence, full=full)
+    evaluate = _records.RecordEvaluator(rules, evidence, full=full)
     stdin = source == STDIN
     with contextlib.ExitStack() as files:
         try:

@@ -23,9 +23,9 @@ from typing import Any, NamedTuple
 
 from fhir.resources.R4B.resource import Resource
 
-from ivig_cds._batch import evaluator_for
 from ivig_cds._errors import EngineError, IvigCdsError
 from ivig_cds._evaluate import Evaluator
+from ivig_cds._records import evaluator_for
 from ivig_cds.fhir import (
     FhirDataError,
     FhirMapping,
