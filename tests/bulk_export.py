@@ -5,8 +5,9 @@ diagnoses, first-line therapies stopped for intolerance, a pregnancy then a deli
 given at dated points) whose tier now and at each IVIG dose is written down beside it, from
 the knowledge base's rules (C01, C02a, C05, C06, C10a, C11, C13a, C13b). Around the story sit
 the resources a real chart carries and the audit must read past: comorbidities, vital signs,
-other medications, encounters, narratives. Malformed lines are sprinkled over the files, each
-counted by file.
+other medications, encounters, narratives. Half the IVIG doses name their drug by a shared
+Medication resource (`medicationReference`), as many EHRs export them. Malformed lines are
+sprinkled over the files, each counted by file.
 
 Clinical codes are the ones in `src/ivig_cds/fhir/codes/` (verified there); the noise uses a
 clearly synthetic code system (`http://example.org/...`), never invented real codes.
@@ -48,6 +49,13 @@ _DELIVERY = (SCT, "236973005", "Delivery procedure")
 _PREGNANCY = "82810-3"
 _PREGNANT, _NOT_PREGNANT = "LA15173-0", "LA26683-5"
 
+BAD_MEDICATIONS = (
+    b'{"resourceType": "Medication", "id": "bad-code", "code": {"coding": [{"system": "'
+    + SCT.encode()
+    + b'", "code": 714569001}]}}',  # a number for a code: invalid FHIR
+    b'{"resourceType": "Medication", "code": {"text": "no id"}}',
+)
+
 MALFORMED = {
     "blank": b"",
     "truncated": b'{"resourceType": "Observation", "id": "cut", "status": "fin',
@@ -85,6 +93,14 @@ def _code(system_code: tuple[str, str, str]) -> dict[str, Any]:
     return {"coding": [{"system": system, "code": code, "display": display}], "text": display}
 
 
+SHARED_MEDICATIONS = {
+    "ivig-sct": _code(_IVIG_SCT),
+    "ivig-atc": _code(_IVIG_ATC),
+    "synthetic-drug": _code((_SYNTHETIC, "drug-0", "Synthetic drug")),  # read past: skipped
+}
+"""Medication.ndjson: id to code."""
+
+
 def _day(years_before: float, rng: random.Random) -> str:
     days = int(years_before * 365.25) + rng.randint(0, 20)
     return (EXPORT_DATE - dt.timedelta(days=days)).isoformat()
@@ -96,6 +112,7 @@ class _Chart:
     def __init__(self, pid: str, rng: random.Random) -> None:
         self.pid, self.rng, self.count = pid, rng, 0
         self.by_type: dict[str, list[dict[str, Any]]] = {}
+        self.shared: set[str] = set()  # ids of the shared Medications the chart refers to
 
     def add(self, kind: str, **fields: Any) -> dict[str, Any]:
         self.count += 1
@@ -139,21 +156,22 @@ class _Chart:
         )
 
     def ivig(self, when: str, *, order: bool) -> None:
-        drug = _code(self.rng.choice((_IVIG_SCT, _IVIG_ATC)))
+        chosen = self.rng.choice((_IVIG_SCT, _IVIG_ATC))
+        drug: dict[str, Any] = {"medicationCodeableConcept": _code(chosen)}
+        if (self.count + int(self.pid[2:])) % 2:  # by a shared Medication: joined by the audit
+            shared = "ivig-sct" if chosen is _IVIG_SCT else "ivig-atc"
+            drug = {"medicationReference": {"reference": f"Medication/{shared}"}}
+            self.shared.add(shared)
         if order:
             self.add(
-                "MedicationRequest",
-                status="completed",
-                intent="order",
-                medicationCodeableConcept=drug,
-                authoredOn=when,
+                "MedicationRequest", status="completed", intent="order", authoredOn=when, **drug
             )
         else:
             self.add(
                 "MedicationAdministration",
                 status="completed",
-                medicationCodeableConcept=drug,
                 effectiveDateTime=f"{when}T09:30:00Z",
+                **drug,
             )
 
     def pregnancy(self, answer: str, weeks_before: int) -> None:
@@ -183,11 +201,16 @@ class _Chart:
                 valueQuantity={"value": rng.randint(60, 140), "unit": "unit"},
             )
         for i in range(rng.randint(2, 6)):
+            drug: dict[str, Any] = {
+                "medicationCodeableConcept": _code((_SYNTHETIC, f"drug-{i}", "Synthetic drug"))
+            }
+            if i == 0:
+                drug = {"medicationReference": {"reference": "Medication/synthetic-drug"}}
             self.add(
                 "MedicationStatement",
                 status=rng.choice(("active", "completed")),
-                medicationCodeableConcept=_code((_SYNTHETIC, f"drug-{i}", "Synthetic drug")),
                 effectivePeriod={"start": _day(rng.uniform(0, 8), rng)},
+                **drug,
             )
         for _ in range(rng.randint(2, 5)):
             self.add("Encounter", status="finished", **{"class": {"code": "AMB"}})
@@ -309,6 +332,16 @@ def generate(folder: Path, patients: int, *, seed: int = 1, malformed_every: int
         handles[name].write(line + b"\n")
         export.lines[name] += 1
 
+    for rid, code in SHARED_MEDICATIONS.items():
+        write(
+            "Medication.ndjson",
+            json.dumps({"resourceType": "Medication", "id": rid, "code": code}).encode(),
+        )
+    if malformed_every:
+        for line in BAD_MEDICATIONS:
+            write("Medication.ndjson", line)
+            export.errors["Medication.ndjson"] += 1
+    referenced: set[str] = set()
     names = sorted(_STORIES)
     try:
         for index in range(patients):
@@ -327,6 +360,7 @@ def generate(folder: Path, patients: int, *, seed: int = 1, malformed_every: int
             )
             expected = _story(story)(chart)
             chart.noise()
+            referenced |= chart.shared
             export.patients[pid] = expected
             for kind, resources in chart.by_type.items():
                 for resource in resources:
@@ -351,6 +385,7 @@ def generate(folder: Path, patients: int, *, seed: int = 1, malformed_every: int
     finally:
         for handle in handles.values():
             handle.close()
+    export.skipped["Medication.ndjson"] = len(SHARED_MEDICATIONS) - len(referenced)
     return export
 
 

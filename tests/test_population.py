@@ -20,10 +20,13 @@ from ivig_cds.fhir import patient_from_fhir, patient_from_resources, project, re
 from ivig_cds.population import (
     EngineUnavailableError,
     ExportError,
+    _engines,
     duckdb_engine,
     run_population,
     spark_engine,
 )
+from ivig_cds.population._engines import _cuts
+from ivig_cds.population._error_log import ErrorLog
 from ivig_cds.population._export import read_lines
 from tests.bulk_export import Export, generate
 
@@ -83,7 +86,33 @@ def test_every_line_is_used_skipped_or_an_error(export: tuple[Path, Export], aud
         "no patient",
         "'Encounter' in a file of Observation resources",
         "invalid FHIR",
+        "no id",
     }
+    medications = next(f for f in summary["files"] if f["name"] == "Medication.ndjson")
+    assert (medications["used"], medications["skipped"], medications["errors"]) == (2, 1, 2)
+
+
+def test_doses_named_by_a_shared_medication_are_joined(
+    export: tuple[Path, Export], audited: Path, tmp_path: Path
+) -> None:
+    """An IVIG administration or order whose drug is a Medication resource of the export is
+    found and judged; without the Medication file it is not IVIG at all."""
+    by_reference = {
+        f"{r['resourceType']}/{r['id']}"
+        for path in export[0].glob("Medication[AR]*.ndjson")
+        for r in map(json.loads, path.read_text().splitlines())
+        if "medicationReference" in r
+    }
+    doses = {d["resource"] for r in _lines(audited / "results.ndjson") for d in r["ivig"]}
+    assert len(doses & by_reference) >= 20
+    partial = tmp_path / "export"
+    shutil.copytree(export[0], partial)
+    (partial / "Medication.ndjson").unlink()
+    run_population(partial, tmp_path / "out")
+    without = {
+        d["resource"] for r in _lines(tmp_path / "out" / "results.ndjson") for d in r["ivig"]
+    }
+    assert without == doses - by_reference
 
 
 def test_results_are_keyed_by_pseudonym(
@@ -224,6 +253,60 @@ def test_worker_processes_write_the_same_files(
     run_population(export[0], tmp_path, engine=duckdb_engine(workers=2))
     for name in ("results.ndjson", "errors.ndjson", "summary.json"):
         assert (tmp_path / name).read_bytes() == (audited / name).read_bytes(), name
+
+
+def test_sorting_in_key_ranges_writes_the_same_files(
+    export: tuple[Path, Export], audited: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index cut into many key ranges, each sorted alone, gives the one-sort bytes."""
+    split = _engines._split
+    seen: list[list[list[str]]] = []
+
+    def spy(*args: Any) -> list[list[str]]:
+        seen.append(split(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(_engines, "BUCKET_BYTES", 4_000)
+    monkeypatch.setattr(_engines, "_split", spy)
+    run_population(export[0], tmp_path)
+    assert len(seen) == 1
+    assert len(seen[0]) > 10  # ranges, not one sort
+    for name in ("results.ndjson", "errors.ndjson", "summary.json"):
+        assert (tmp_path / name).read_bytes() == (audited / name).read_bytes(), name
+
+
+def test_errors_spilled_in_sorted_runs_are_written_in_order(
+    export: tuple[Path, Export], audited: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Errors kept on disk in runs of 3 give the same errors.ndjson as errors kept in memory."""
+    monkeypatch.setattr("ivig_cds.population._error_log.RUN_ROWS", 3)
+    run_population(export[0], tmp_path)
+    errors = (tmp_path / "errors.ndjson").read_bytes()
+    assert errors == (audited / "errors.ndjson").read_bytes()
+    assert len(errors.splitlines()) > 3 * 5
+
+
+def test_error_log_merges_runs_by_file_and_line(tmp_path: Path) -> None:
+    log = ErrorLog(tmp_path, run_rows=2)
+    for index, line in [(1, 9), (0, 5), (1, 2), (0, 7), (2, 1)]:
+        log.add(index, line, f"reason {index}.{line}")
+    log.write(tmp_path / "errors.ndjson", ["A.ndjson", "B.ndjson", "C.ndjson"])
+    written = [(e["file"], e["line"]) for e in _lines(tmp_path / "errors.ndjson")]
+    assert written == [
+        ("A.ndjson", 5),
+        ("A.ndjson", 7),
+        ("B.ndjson", 2),
+        ("B.ndjson", 9),
+        ("C.ndjson", 1),
+    ]
+    assert dict(log.per_file) == {0: 2, 1: 2, 2: 1}
+    assert len(list(tmp_path.glob("errors-*.ndjson"))) == 2
+
+
+def test_key_range_cuts_are_sample_quantiles_without_repeats() -> None:
+    keys = sorted(["a", "a", "a", "b", "c", "c", "d", "e"])
+    assert _cuts(keys, 4) == ["a", "c", "d"]
+    assert _cuts(["a"] * 8, 4) == ["a"]  # one key everywhere: two ranges, one empty
 
 
 def test_lines_are_numbered_and_over_long_ones_skipped_unread(

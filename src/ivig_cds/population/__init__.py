@@ -1,8 +1,10 @@
 """Population audit: a FHIR Bulk Data export in, an IVIG stewardship audit out.
 
-`_export` finds the files and triages each line to a patient; `_engines` groups them by
-patient (DuckDB embedded, or Spark); `_audit` maps and judges one patient (picklable, for any
-engine); `_run` writes the outputs and `_report` the HTML page; `_command` is the CLI command.
+`_export` finds the files and triages each line to a patient; `_medications` joins the
+Medications that orders name to those patients; `_engines` groups them by patient (DuckDB
+embedded, or Spark); `_audit` maps and judges one patient (picklable, for any engine); `_run`
+writes the outputs (`_error_log` keeps the errors on disk) and `_report` the HTML page;
+`_command` is the CLI command.
 Only the command is imported eagerly: the rest loads the FHIR models, which the CLI's other
 commands should not wait for.
 """

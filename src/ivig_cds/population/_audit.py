@@ -86,7 +86,8 @@ class PatientAuditor:
                 problems = "; ".join(p.removeprefix("input: ") for p in exc.problems)
                 errors.append((file_index, line, f"invalid FHIR: {problems}"))
                 continue
-            used[file_index] = used.get(file_index, 0) + 1
+            if raw.get("resourceType") != "Medication":  # shared: counted once, when staged
+                used[file_index] = used.get(file_index, 0) + 1
             if resource is not None:
                 parsed.append((resource, raw))
         try:
@@ -100,7 +101,14 @@ class PatientAuditor:
             tally = _tally(phenotype.value if phenotype else None, None, [])
             return PatientOutcome(key, None, tally, tuple(errors), tuple(sorted(used.items())))
         now = _judge(evaluator, mapping)
-        doses = [_dose(evaluator, raw, parsed) for _, raw in parsed if _is_ivig_dose(raw)]
+        medications = {
+            f"Medication/{raw.get('id')}": raw
+            for _, raw in parsed
+            if raw.get("resourceType") == "Medication"
+        }
+        doses = [
+            _dose(evaluator, raw, parsed) for _, raw in parsed if _is_ivig_dose(raw, medications)
+        ]
         doses.sort(key=lambda d: (d["date"] or "", d["resource"]))
         result = {
             "patient": key,
@@ -139,7 +147,9 @@ def _judge(evaluator: Evaluator, mapping: FhirMapping) -> dict[str, Any]:
     }
 
 
-def _is_ivig_dose(raw: dict[str, Any]) -> bool:
+def _is_ivig_dose(raw: dict[str, Any], medications: dict[str, dict[str, Any]]) -> bool:
+    """An administration or order of IVIG, by its own code or its Medication's (contained,
+    or joined from the export's Medication files)."""
     kind = raw.get("resourceType")
     if kind not in _DOSE or raw.get("status") in _NOT_GIVEN:
         return False
@@ -150,13 +160,23 @@ def _is_ivig_dose(raw: dict[str, Any]) -> bool:
     reference = (raw.get("medicationReference") or {}).get("reference")
     for contained in raw.get("contained") or ():
         if isinstance(contained, dict) and f"#{contained.get('id')}" == reference:
-            concepts.append(contained.get("code"))
+            concepts.extend(_medication_concepts(contained))
+    if isinstance(reference, str) and reference in medications:
+        concepts.extend(_medication_concepts(medications[reference]))
     for concept in concepts:
         for coding in (concept or {}).get("coding") or ():
             entry = tables.lookup("medication", coding.get("system"), coding.get("code"))
             if entry is not None and entry.value == "ivig":
                 return True
     return False
+
+
+def _medication_concepts(medication: dict[str, Any]) -> list[Any]:
+    """A Medication's code and its ingredients' codes, as the adapter reads them."""
+    ingredients = medication.get("ingredient") or ()
+    return [medication.get("code")] + [
+        i.get("itemCodeableConcept") for i in ingredients if isinstance(i, dict)
+    ]
 
 
 def _dose(

@@ -4,10 +4,13 @@ Both read the staging file (`key`, file index, line, byte offset and length in t
 file, and for Spark the JSON text; fields separated by U+001F, which a valid JSON line cannot
 hold) and hand back outcomes in key order, so the results file is the same whoever ran it:
 
-- DuckDB (embedded, the default) sorts the staging index by key out of core (it spills to
-  disk past its memory limit; sorting the resources' text too would not stay in it), then each
-  patient's resources are read back from the export by offset as the rows stream by and
-  audited here or in worker processes;
+- DuckDB (embedded, the default) splits the staging index into key ranges of bounded size
+  (`BUCKET_BYTES`, cut at the quantiles of a sample of keys), sorts each range in turn and
+  streams it; each patient's resources are read back from the export by offset as the rows
+  go by and are audited here or in worker processes. One `ORDER BY` over the whole index
+  would be simpler, but DuckDB (measured, 2.0) keeps such a sort in memory past its
+  `memory_limit`, so its memory grew with the export; ranges keep it flat and keep the
+  global key order;
 - Spark reads the staging file, text included, as a DataFrame, shuffles it by key into range
   partitions sorted within, and audits each partition with `mapPartitions` on the executors.
 """
@@ -34,7 +37,14 @@ SEPARATOR = "\x1f"
 FETCH_ROWS = 10_000
 PARTITION_BYTES = 64 << 20  # Spark: a partition's resources sort in the executor's memory
 CHUNK_PATIENTS = 200  # per task sent to a worker process: a few MB of resources
-DUCKDB_MEMORY = "512MB"  # bounds the sort; past it DuckDB spills to its temp directory
+DUCKDB_MEMORY = "128MB"  # its CSV reader wants ~31 MiB blocks per thread: 64MB is too few
+BUCKET_BYTES = 32 << 20  # of staging index per key range, about 500,000 resources
+SAMPLE_KEYS = 20_000  # keys sampled to cut the ranges; a few MB
+_INDEX = (
+    "read_csv(?, delim = '\x1f', quote = '', escape = '', header = false, "
+    "auto_detect = false, columns = {'k': 'VARCHAR', 'f': 'INTEGER', 'l': 'BIGINT', "
+    "'o': 'BIGINT', 'n': 'INTEGER'})"
+)
 
 
 class EngineUnavailableError(IvigCdsError, RuntimeError):
@@ -54,9 +64,14 @@ class Engine(Protocol):
 
 
 def groups(rows: Iterable[tuple[str, int, int, str]]) -> Iterator[tuple[str, list[Row]]]:
-    """Rows sorted by key (then file, line) as one `(key, resources)` group per key."""
+    """Rows sorted by key (then file, line) as one `(key, resources)` group per key; a line
+    staged twice for a key (a Medication two of its orders name) is kept once."""
     for key, group in itertools.groupby(rows, key=lambda row: row[0]):
-        yield key, [(f, line, text) for _, f, line, text in group]
+        resources: list[Row] = []
+        for _, f, line, text in group:
+            if not resources or resources[-1][:2] != (f, line):
+                resources.append((f, line, text))
+        yield key, resources
 
 
 def audit_groups(
@@ -86,24 +101,58 @@ class _DuckDB:
         with contextlib.ExitStack() as stack:
             stack.callback(con.close)
             handles = [stack.enter_context(path.open("rb")) for path in sources]
-            cursor = con.execute(
-                "SELECT k, f, l, o, n FROM read_csv(?, delim = ?, quote = '', escape = '', "
-                "header = false, auto_detect = false, columns = {'k': 'VARCHAR', "
-                "'f': 'INTEGER', 'l': 'BIGINT', 'o': 'BIGINT', 'n': 'INTEGER'}) "
-                "ORDER BY k, f, l",
-                [str(staging), SEPARATOR],
-            )
 
             def rows() -> Iterator[tuple[str, int, int, str]]:
-                while batch := cursor.fetchmany(FETCH_ROWS):
-                    for key, f, line, offset, size in batch:
-                        text = os.pread(handles[f].fileno(), size, offset).decode()
-                        yield key, f, line, text
+                for key, f, line, offset, size in _sorted_index(con, staging, scratch):
+                    text = os.pread(handles[f].fileno(), size, offset).decode()
+                    yield key, f, line, text
 
             if self.workers <= 1:
                 yield from audit_groups(rows(), auditor)
             else:
                 yield from _in_pool(groups(rows()), auditor, self.workers)
+
+
+def _sorted_index(
+    con: Any, staging: Path, scratch: Path
+) -> Iterator[tuple[str, int, int, int, int]]:
+    """The staging index's rows in `(key, file, line)` order, one key range at a time."""
+    ranges = staging.stat().st_size // BUCKET_BYTES + 1
+    if ranges == 1:
+        parts: list[list[str]] = [[str(staging)]]
+    else:
+        sample = con.execute(
+            f"SELECT k FROM {_INDEX} USING SAMPLE reservoir({SAMPLE_KEYS} ROWS) REPEATABLE (1)",
+            [str(staging)],
+        ).fetchall()
+        cuts = _cuts(sorted(k for (k,) in sample), ranges)
+        parts = _split(con, staging, scratch / "ranges", cuts)
+    for files in parts:
+        cursor = con.execute(f"SELECT k, f, l, o, n FROM {_INDEX} ORDER BY k, f, l", [files])
+        while batch := cursor.fetchmany(FETCH_ROWS):
+            yield from batch
+        if len(parts) > 1:
+            for file in files:
+                os.unlink(file)
+
+
+def _cuts(keys: list[str], ranges: int) -> list[str]:
+    """Keys at the `ranges`-quantiles of sorted `keys`: the lower bounds of ranges 1, 2..."""
+    return sorted({keys[len(keys) * i // ranges] for i in range(1, ranges)})
+
+
+def _split(con: Any, staging: Path, folder: Path, cuts: list[str]) -> list[list[str]]:
+    """Write the index as CSV files per key range (`k < cuts[0]`, then up to each next cut),
+    in one streaming pass; each range's files, the ranges in key order (an empty one has
+    none)."""
+    case = " ".join(f"WHEN k < ? THEN {i}" for i in range(len(cuts)))
+    con.execute(
+        f"COPY (SELECT k, f, l, o, n, CASE {case} ELSE {len(cuts)} END AS r FROM {_INDEX}) "
+        "TO ? (FORMAT csv, HEADER false, DELIMITER '\x1f', QUOTE '', PARTITION_BY (r))",
+        [*cuts, str(staging), str(folder)],
+    )
+    ranges = (sorted(map(str, (folder / f"r={i}").glob("*.csv"))) for i in range(len(cuts) + 1))
+    return [files for files in ranges if files]
 
 
 def duckdb_engine(workers: int = 1) -> Engine:

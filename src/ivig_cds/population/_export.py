@@ -4,8 +4,9 @@ An export is a folder of NDJSON files, one resource type per file, a type absent
 numbered files (`Condition.ndjson`, `Condition.2.ndjson`, `1.Condition.ndjson`,
 `Condition_002.ndjson`...). Each line is triaged on its own (`triage`): it names a patient and
 goes on to be grouped, or is skipped (a type the audit does not read, a resource about no
-patient) or is an error (with its file, line and reason). Nothing here reads patient data into
-a message.
+patient) or is an error (with its file, line and reason). A Medication line names no patient:
+it is `Shared`, joined later to each patient whose orders refer to it. Nothing here reads
+patient data into a message.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ivig_cds._errors import IvigCdsError
 
 READ_TYPES = (
     "Patient",
+    "Medication",
     "Condition",
     "Observation",
     "MedicationRequest",
@@ -34,6 +36,7 @@ READ_TYPES = (
 
 MAX_LINE_BYTES = 4 << 20  # one resource; a chart's largest are a few KB
 _BLOCK_BYTES = 1 << 20
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _FILE = re.compile(r"^(?:\d+[._-])?(?P<type>[A-Z][A-Za-z]+)(?:[._-]\d+)?\.ndjson$")
 _MANIFEST_NAMES = ("manifest.json", "status.json")
 
@@ -52,12 +55,22 @@ class ExportFile:
 
 
 class Staged(NamedTuple):
-    """A line that names a patient: grouped with the rest of that patient's resources."""
+    """A line that names a patient: grouped with the rest of that patient's resources (and
+    the Medication its `medicationReference` names, if any)."""
 
     patient_id: str
     kind: str
     text: str
     last_updated: str | None
+    medication: str | None = None
+
+
+class Shared(NamedTuple):
+    """A Medication line: about no patient, but read with the orders that refer to it."""
+
+    resource_id: str
+    data: dict[str, Any]
+    text: str
 
 
 class Rejected(NamedTuple):
@@ -155,7 +168,7 @@ def _strip(line: bytes) -> bytes:
     return line[:-1] if line.endswith(b"\r") else line
 
 
-def triage(kind: str, raw: bytes | None) -> Staged | Rejected:  # noqa: PLR0911  # one per reason
+def triage(kind: str, raw: bytes | None) -> Staged | Shared | Rejected:  # noqa: PLR0911
     """Sort one line of a `kind` file: the patient it is about, or why it is not used."""
     if raw is None:
         return Rejected(True, f"line longer than {MAX_LINE_BYTES} bytes")
@@ -183,6 +196,11 @@ def triage(kind: str, raw: bytes | None) -> Staged | Rejected:  # noqa: PLR0911 
         return Rejected(True, f"{what} in a file of {kind} resources")
     if kind not in READ_TYPES:
         return Rejected(False, f"{kind} is not read by the audit")
+    if kind == "Medication":
+        rid = data.get("id")
+        if not isinstance(rid, str) or not FHIR_ID.match(rid):
+            return Rejected(True, "no id: a Medication is found by its id")
+        return Shared(rid, data, text.replace("\r", " "))
     patient = data.get("id") if kind == "Patient" else _patient_of(data)
     if not isinstance(patient, str) or not patient:
         field = "id" if kind == "Patient" else _reference_field(kind)
@@ -191,7 +209,19 @@ def triage(kind: str, raw: bytes | None) -> Staged | Rejected:  # noqa: PLR0911 
         text = text.replace("\r", " ")
     meta = data.get("meta")
     updated = meta.get("lastUpdated") if isinstance(meta, dict) else None
-    return Staged(patient, kind, text, updated if isinstance(updated, str) else None)
+    return Staged(
+        patient, kind, text, updated if isinstance(updated, str) else None, _medication_of(data)
+    )
+
+
+def _medication_of(data: dict[str, Any]) -> str | None:
+    """The id of the Medication a medication resource refers to (`Medication/<id>`, as the
+    adapter resolves it), if any."""
+    holder = data.get("medicationReference")
+    reference = holder.get("reference") if isinstance(holder, dict) else None
+    if isinstance(reference, str) and reference.startswith("Medication/"):
+        return reference.removeprefix("Medication/") or None
+    return None
 
 
 def _reference_field(kind: str) -> str:

@@ -5,14 +5,14 @@ One pass over the export triages every line (`_export.triage`) into a staging fi
 patient-keyed resources; the engine groups it by key and audits each patient; this module
 writes the outcomes as they come, in key order, and counts. Every line of every file ends
 counted once: used (read by the mapping), skipped (a type or resource the audit does not read)
-or an error (in `errors.ndjson`), and the summary checks the sum per file.
+or an error (in `errors.ndjson`), and the summary checks the sum per file. Memory does not
+grow with the export: the staging file and the errors are on disk, the engine streams.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,19 +22,23 @@ from typing import Any
 from ivig_cds._pseudonym import Pseudonymizer
 from ivig_cds.population._audit import PatientAuditor
 from ivig_cds.population._engines import SEPARATOR, Engine, duckdb_engine
+from ivig_cds.population._error_log import ErrorLog
 from ivig_cds.population._export import (
+    FHIR_ID,
     ExportError,
     ExportFile,
-    Staged,
+    Rejected,
+    Shared,
     export_files,
     manifest_date,
     parse_date,
     read_lines,
     triage,
 )
+from ivig_cds.population._medications import MedicationIndex
 from ivig_cds.population._report import write_report
 
-_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+KEY_CACHE = 100_000  # FHIR id to key (HMAC), most patients' lines come in runs by file
 
 
 @dataclass
@@ -89,10 +93,10 @@ def run_population(
     if as_of is None:
         as_of, source = manifest_date(export), "the export manifest's transactionTime"
     out.mkdir(parents=True, exist_ok=True)
-    errors: list[tuple[int, int, str]] = []
     with tempfile.TemporaryDirectory(prefix="ivig-population-") as scratch_name:
         scratch = Path(scratch_name)
         staging = scratch / "staged.txt"
+        errors = ErrorLog(scratch)
         chosen = engine or duckdb_engine()
         newest = _stage(files, counts, errors, staging, pseudonymizer, with_text=chosen.with_text)
         if as_of is None:
@@ -110,12 +114,13 @@ def run_population(
                 if outcome.result is not None:
                     results.write(outcome.result + "\n")
                 tally.add(json.loads(outcome.tally))
-                errors.extend(outcome.errors)
+                for error in outcome.errors:
+                    errors.add(*error)
                 for index, used in outcome.used:
                     counts[index].used += used
-    for index, _, _ in errors:
-        counts[index].errors += 1
-    _write_errors(out / "errors.ndjson", files, errors)
+        for index, n in errors.per_file.items():
+            counts[index].errors = n
+        errors.write(out / "errors.ndjson", [f.name for f in files])
     run.summary = tally.summary(run)
     (out / "summary.json").write_text(json.dumps(run.summary, indent=2) + "\n", encoding="utf-8")
     write_report(out / "report.html", run.summary)
@@ -125,51 +130,59 @@ def run_population(
 def _stage(
     files: list[ExportFile],
     counts: list[FileCount],
-    errors: list[tuple[int, int, str]],
+    errors: ErrorLog,
     staging: Path,
     pseudonymizer: Pseudonymizer | None,
     *,
     with_text: bool,
 ) -> dt.date | None:
     """Triage every line; index the patients' lines in `staging` (with their text if
-    `with_text`); return the newest lastUpdated."""
-    newest: str | None = None
+    `with_text`), each order's Medication beside it; return the newest lastUpdated."""
+    newest = ""
     keys: dict[str, str] = {}
+    medications = MedicationIndex(with_text=with_text)
+
+    def key_of(patient_id: str) -> str:
+        key = keys.get(patient_id)
+        if key is None:
+            key = pseudonymizer(patient_id) if pseudonymizer else patient_id
+            if len(keys) < KEY_CACHE:
+                keys[patient_id] = key
+        return key
+
     with staging.open("w", encoding="utf-8") as out:
+
+        def write(key: str, where: tuple[int, int, int, int], text: str | None) -> None:
+            fields = [key, *map(str, where)]
+            out.write(SEPARATOR.join([*fields, text or ""] if with_text else fields) + "\n")
+
         for index, file in enumerate(files):
             count = counts[index]
             for line, offset, raw in read_lines(file.path):
                 count.read += 1
                 found = triage(file.kind, raw)
-                if not isinstance(found, Staged):
-                    if found.error:
-                        errors.append((index, line, found.reason))
-                    else:
-                        count.skipped += 1
-                    continue
-                if not _FHIR_ID.match(found.patient_id):
-                    errors.append((index, line, "the patient's id is not a FHIR id"))
-                    continue
-                key = keys.get(found.patient_id)
-                if key is None:
-                    key = pseudonymizer(found.patient_id) if pseudonymizer else found.patient_id
-                    if len(keys) < 100_000:  # a cache, bounded
-                        keys[found.patient_id] = key
-                if found.last_updated and (newest is None or found.last_updated > newest):
-                    newest = found.last_updated
-                size = len(raw) if raw is not None else 0
-                fields = [key, str(index), str(line), str(offset), str(size)]
-                if with_text:
-                    fields.append(found.text)
-                out.write(SEPARATOR.join(fields) + "\n")
+                where = (index, line, offset, len(raw) if raw is not None else 0)
+                reason: str | None = None
+                if isinstance(found, Shared):
+                    reason = medications.add(found.resource_id, found.data, found.text, where)
+                elif isinstance(found, Rejected):
+                    reason = found.reason if found.error else None
+                    count.skipped += not found.error
+                elif not FHIR_ID.match(found.patient_id):
+                    reason = "the patient's id is not a FHIR id"
+                else:
+                    key = key_of(found.patient_id)
+                    newest = max(newest, found.last_updated or "")
+                    write(key, where, found.text)
+                    joined = medications.referred(found.medication) if found.medication else None
+                    if joined is not None:
+                        write(key, joined[:4], joined[4])
+                if reason is not None:
+                    errors.add(index, line, reason)
+    for index, used, skipped in medications.counts():
+        counts[index].used += used
+        counts[index].skipped += skipped
     return parse_date(newest)
-
-
-def _write_errors(path: Path, files: list[ExportFile], errors: list[tuple[int, int, str]]) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        for index, line, reason in sorted(errors):
-            record = {"file": files[index].name, "line": line, "error": reason}
-            out.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n")
 
 
 class _Tally:
