@@ -28,6 +28,7 @@ from ivig_cds.population import (
 from ivig_cds.population._engines import _cuts
 from ivig_cds.population._error_log import ErrorLog
 from ivig_cds.population._export import read_lines
+from ivig_cds.population._medications import MedicationIndex
 from tests.bulk_export import Export, generate
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "fhir"
@@ -301,6 +302,28 @@ def test_error_log_merges_runs_by_file_and_line(tmp_path: Path) -> None:
     ]
     assert dict(log.per_file) == {0: 2, 1: 2, 2: 1}
     assert len(list(tmp_path.glob("errors-*.ndjson"))) == 2
+
+
+def test_a_medication_is_indexed_once_and_counted_where_it_is() -> None:
+    """Only Medications naming a drug of the tables are joined; a repeated id is an error;
+    each line counts once, as used only if an order names it."""
+    index = MedicationIndex(with_text=True)
+    ivig = {
+        "resourceType": "Medication",
+        "id": "m1",
+        "code": {"coding": [{"system": "http://www.whocc.no/atc", "code": "J06BA02"}]},
+    }
+    other = {"resourceType": "Medication", "id": "m2", "code": {"text": "saline"}}
+    assert index.add("m1", ivig, json.dumps(ivig), (3, 1, 0, 90)) is None
+    assert index.add("m2", other, json.dumps(other), (3, 2, 91, 60)) is None
+    assert index.add("m1", ivig, json.dumps(ivig), (3, 3, 152, 90)) == (
+        "Medication/m1 appears twice in the export"
+    )
+    assert index.referred("m2") is None
+    assert index.referred("absent") is None
+    assert list(index.counts()) == [(3, 0, 2)]
+    assert index.referred("m1") == (3, 1, 0, 90, json.dumps(ivig))
+    assert list(index.counts()) == [(3, 1, 1)]
 
 
 def test_key_range_cuts_are_sample_quantiles_without_repeats() -> None:
