@@ -260,15 +260,15 @@ def test_sorting_in_key_ranges_writes_the_same_files(
     export: tuple[Path, Export], audited: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An index cut into many key ranges, each sorted alone, gives the one-sort bytes."""
-    split = _engines._split
-    seen: list[list[list[str]]] = []
+    split = _engines.split_by_key
+    seen: list[list[Path]] = []
 
-    def spy(*args: Any) -> list[list[str]]:
+    def spy(*args: Any) -> list[Path]:
         seen.append(split(*args))
         return seen[-1]
 
     monkeypatch.setattr(_engines, "BUCKET_BYTES", 4_000)
-    monkeypatch.setattr(_engines, "_split", spy)
+    monkeypatch.setattr(_engines, "split_by_key", spy)
     run_population(export[0], tmp_path)
     assert len(seen) == 1
     assert len(seen[0]) > 10  # ranges, not one sort
@@ -324,6 +324,21 @@ def test_a_medication_is_indexed_once_and_counted_where_it_is() -> None:
     assert list(index.counts()) == [(3, 0, 2)]
     assert index.referred("m1") == (3, 1, 0, 90, json.dumps(ivig))
     assert list(index.counts()) == [(3, 1, 1)]
+
+
+def test_duckdb_failing_is_a_clear_error_without_a_traceback(
+    export: tuple[Path, Export], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_engines, "DUCKDB_MEMORY", "1MB")
+    run = CliRunner().invoke(
+        app, ["population", str(export[0]), "--out", str(tmp_path), "--keep-ids", "--workers", "1"]
+    )
+    assert run.exit_code == 2
+    assert run.stderr.startswith(
+        "error: DuckDB stopped while grouping the export (OutOfMemoryException); it needs 1MB "
+        "of memory and, in the temporary folder ("
+    )
+    assert "Traceback" not in run.output and "pt0" not in run.output
 
 
 def test_key_range_cuts_are_sample_quantiles_without_repeats() -> None:

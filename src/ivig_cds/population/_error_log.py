@@ -58,4 +58,3 @@ def _read_run(lines: Iterable[str]) -> Iterator[Error]:
     for line in lines:
         index, number, reason = json.loads(line)
         yield index, number, reason
-
