@@ -38,7 +38,7 @@ from ivig_cds.population._export import (
 from ivig_cds.population._medications import MedicationIndex
 from ivig_cds.population._report import write_report
 
-KEY_CACHE = 100_000  # FHIR id to key (HMAC), most patients' lines come in runs by file
+KEY_CACHE = 100_000  # FHIR ids whose key (an HMAC) is remembered: a bounded cache
 
 
 @dataclass
