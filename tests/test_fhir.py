@@ -19,6 +19,7 @@ from ivig_cds.fhir import (
     FhirDataError,
     default_code_tables,
     evaluate_fhir,
+    ivig_given,
     ivig_orders,
     load_code_tables,
     patient_from_fhir,
@@ -344,6 +345,55 @@ def test_ivig_orders_finds_snomed_and_atc_coded_requests() -> None:
     request = json.loads((HOOKS / "order-select-spms-ivig-selected.json").read_text())
     found = ivig_orders(resources_of(request["context"]["draftOrders"]))
     assert [r.id for r in found] == ["ivig-draft-1"]
+
+
+def test_ivig_given_reads_the_drug_of_a_referenced_medication() -> None:
+    """Administrations and orders count by their Medication's code (a resource beside them,
+    or contained); other drugs and a reference to an absent Medication do not."""
+    atc = {"coding": [{"system": "http://www.whocc.no/atc", "code": "J06BA02"}]}
+    admin = {
+        "resourceType": "MedicationAdministration",
+        "status": "completed",
+        "subject": {"reference": "Patient/p"},
+        "effectiveDateTime": "2025-01-02",
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"resource": r}
+            for r in [
+                {"resourceType": "Medication", "id": "ivig", "code": atc},
+                {"resourceType": "Medication", "id": "saline", "code": {"text": "saline"}},
+                admin | {"id": "a1", "medicationReference": {"reference": "Medication/ivig"}},
+                admin | {"id": "a2", "medicationReference": {"reference": "Medication/saline"}},
+                admin | {"id": "a3", "medicationReference": {"reference": "Medication/absent"}},
+                admin
+                | {
+                    "id": "a4",
+                    "contained": [
+                        {
+                            "resourceType": "Medication",
+                            "id": "m",
+                            "ingredient": [{"itemCodeableConcept": atc}],
+                        }
+                    ],
+                    "medicationReference": {"reference": "#m"},
+                },
+                {
+                    "resourceType": "MedicationRequest",
+                    "id": "o1",
+                    "status": "cancelled",
+                    "intent": "order",
+                    "subject": {"reference": "Patient/p"},
+                    "medicationReference": {"reference": "Medication/ivig"},
+                },
+            ]
+        ],
+    }
+    found = ivig_given(resources_of(bundle))
+    assert [r.id for r in found] == ["a1", "a4", "o1"]  # status is the caller's to judge
+    assert ivig_orders(resources_of(bundle))[0].id == "o1"
 
 
 def test_shipped_code_tables_load_and_every_code_records_its_verification() -> None:

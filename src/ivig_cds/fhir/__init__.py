@@ -19,7 +19,13 @@ from ivig_cds.fhir._mapping import (
     patient_from_fhir,
     patient_from_resources,
 )
-from ivig_cds.fhir._orders import DraftOrder, DraftOrders, ivig_orders, read_draft_orders
+from ivig_cds.fhir._orders import (
+    DraftOrder,
+    DraftOrders,
+    ivig_given,
+    ivig_orders,
+    read_draft_orders,
+)
 from ivig_cds.fhir._parse import MAX_RESOURCES, FhirDataError, ref, resources_of
 from ivig_cds.fhir._projection import READ_FIELDS, for_mapping, project
 from ivig_cds.fhir._record import FhirConflict
@@ -38,6 +44,7 @@ __all__ = [
     "default_code_tables",
     "evaluate_fhir",
     "for_mapping",
+    "ivig_given",
     "ivig_orders",
     "load_code_tables",
     "patient_from_fhir",

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fhir.resources.R4B.medicationadministration import MedicationAdministration
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.resource import Resource
 
@@ -86,13 +87,25 @@ def ivig_orders(
 ) -> list[MedicationRequest]:
     """The MedicationRequests among parsed `resources` that order IVIG (by code, contained or
     not)."""
+    return [
+        r
+        for r in ivig_given(resources, codes)
+        if isinstance(r, MedicationRequest) and r.status != "entered-in-error"
+    ]
+
+
+def ivig_given(
+    resources: Iterable[Resource], codes: CodeTables | None = None
+) -> list[MedicationRequest | MedicationAdministration]:
+    """The MedicationRequests and MedicationAdministrations among parsed `resources` whose
+    drug is IVIG: by their own code, or their Medication's (contained, or one of
+    `resources`) or its ingredients'; whatever their status."""
     items = list(resources)
     record = Record(items, dt.date.today(), codes or default_code_tables())
     return [
         r
         for r in items
-        if isinstance(r, MedicationRequest)
-        and r.status != "entered-in-error"
+        if isinstance(r, MedicationRequest | MedicationAdministration)
         and any(e.value == "ivig" for e in record.match("medication", record.drug_concepts(r)))
     ]
 

@@ -29,8 +29,8 @@ from ivig_cds._records import evaluator_for
 from ivig_cds.fhir import (
     FhirDataError,
     FhirMapping,
-    default_code_tables,
     for_mapping,
+    ivig_given,
     patient_from_resources,
 )
 from ivig_cds.population._export import parse_date
@@ -50,6 +50,7 @@ _RECORDED_ON = {
 }
 _DOSE = {"MedicationAdministration": "administration", "MedicationRequest": "order"}
 _NOT_GIVEN = ("entered-in-error", "not-done", "cancelled")
+_NOT_ORDERS = ("proposal", "plan")
 
 
 class PatientOutcome(NamedTuple):
@@ -101,13 +102,9 @@ class PatientAuditor:
             tally = _tally(phenotype.value if phenotype else None, None, [])
             return PatientOutcome(key, None, tally, tuple(errors), tuple(sorted(used.items())))
         now = _judge(evaluator, mapping)
-        medications = {
-            f"Medication/{raw.get('id')}": raw
-            for _, raw in parsed
-            if raw.get("resourceType") == "Medication"
-        }
+        ivig = {id(r) for r in ivig_given(r for r, _ in parsed)}
         doses = [
-            _dose(evaluator, raw, parsed) for _, raw in parsed if _is_ivig_dose(raw, medications)
+            _dose(evaluator, raw, parsed) for r, raw in parsed if id(r) in ivig and _was_given(raw)
         ]
         doses.sort(key=lambda d: (d["date"] or "", d["resource"]))
         result = {
@@ -147,36 +144,12 @@ def _judge(evaluator: Evaluator, mapping: FhirMapping) -> dict[str, Any]:
     }
 
 
-def _is_ivig_dose(raw: dict[str, Any], medications: dict[str, dict[str, Any]]) -> bool:
-    """An administration or order of IVIG, by its own code or its Medication's (contained,
-    or joined from the export's Medication files)."""
-    kind = raw.get("resourceType")
-    if kind not in _DOSE or raw.get("status") in _NOT_GIVEN:
+def _was_given(raw: dict[str, Any]) -> bool:
+    """An IVIG administration or order that counts as a dose: not cancelled, not done or
+    entered in error, and for an order not a mere proposal or plan."""
+    if raw.get("status") in _NOT_GIVEN:
         return False
-    if kind == "MedicationRequest" and raw.get("intent") in ("proposal", "plan"):
-        return False
-    tables = default_code_tables()
-    concepts = [raw.get("medicationCodeableConcept")]
-    reference = (raw.get("medicationReference") or {}).get("reference")
-    for contained in raw.get("contained") or ():
-        if isinstance(contained, dict) and f"#{contained.get('id')}" == reference:
-            concepts.extend(_medication_concepts(contained))
-    if isinstance(reference, str) and reference in medications:
-        concepts.extend(_medication_concepts(medications[reference]))
-    for concept in concepts:
-        for coding in (concept or {}).get("coding") or ():
-            entry = tables.lookup("medication", coding.get("system"), coding.get("code"))
-            if entry is not None and entry.value == "ivig":
-                return True
-    return False
-
-
-def _medication_concepts(medication: dict[str, Any]) -> list[Any]:
-    """A Medication's code and its ingredients' codes, as the adapter reads them."""
-    ingredients = medication.get("ingredient") or ()
-    return [medication.get("code")] + [
-        i.get("itemCodeableConcept") for i in ingredients if isinstance(i, dict)
-    ]
+    return not (raw["resourceType"] == "MedicationRequest" and raw.get("intent") in _NOT_ORDERS)
 
 
 def _dose(
