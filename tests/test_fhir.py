@@ -320,6 +320,21 @@ def test_error_messages_never_quote_values() -> None:
     assert "Bundle/spms entry 0 (Patient/spms): birthDate: " in str(caught.value)
 
 
+def test_an_empty_string_is_one_problem_on_one_line() -> None:
+    """pydantic's message for an empty FHIR string holds the pattern's line breaks; each
+    problem stays on one line, saying what is wrong (found by the CLI fuzz test)."""
+    bundle = load("spms")
+    resource(bundle, "spms")["name"] = [{"given": [""]}]
+    with pytest.raises(FhirDataError) as caught:
+        patient_from_fhir(bundle, as_of=AS_OF)
+    [problem] = caught.value.problems
+    assert problem.endswith(
+        "(Patient/spms): name.0.given.0: an empty string; a FHIR string holds at least one "
+        "character (omit the element)"
+    )
+    assert "\n" not in problem and "\r" not in problem
+
+
 def test_two_patients_are_refused() -> None:
     """A bundle describing two different patients is refused rather than merged."""
     bundle = load("spms")

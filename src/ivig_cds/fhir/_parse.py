@@ -177,8 +177,16 @@ def _unbundle(where: str, bundle: Bundle, found: list[Resource], problems: list[
             found.append(resource)
 
 
+_FHIR_STRING = "String should match pattern '[ \r\n\t\\S]+'"  # R4's string: one character at least
+_ESCAPES = str.maketrans({"\r": "\\r", "\n": "\\n", "\t": "\\t"})
+
+
 def _message(msg: str) -> str:
-    return msg.removeprefix("Value error, ")
+    """pydantic's message on one line: a pattern can hold line breaks, which would split a
+    problem over lines of the report."""
+    if msg == _FHIR_STRING:
+        return "an empty string; a FHIR string holds at least one character (omit the element)"
+    return msg.removeprefix("Value error, ").translate(_ESCAPES)
 
 
 def _more(problems: list[str]) -> list[str]:
