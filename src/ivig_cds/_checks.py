@@ -19,14 +19,28 @@ from ivig_cds._errors import KnowledgeIssue
 from ivig_cds._evidence import EvidenceEntry
 from ivig_cds._hints import did_you_mean
 from ivig_cds._patient import PatientContext, short_repr
-from ivig_cds._rules import CautionRule, ConclusionRule, ConditionSpec, Manifest, Operator
+from ivig_cds._rules import (
+    Asked,
+    CautionRule,
+    ConclusionRule,
+    ConditionSpec,
+    Manifest,
+    NotAsked,
+    Operator,
+)
 from ivig_cds._vocabulary import IntendedUse, Tier
 from ivig_cds._yaml import LocatedDocument, shorten
 
 # Facts the engine derives before matching, beside the patient's own fields. `relapse_ongoing`:
 # acute_relapse is true, or the relapse question is asked with acute_relapse unknown.
 CONCLUSION_DERIVED: dict[str, Any] = {"question": IntendedUse, "relapse_ongoing": StrictBool}
-CAUTION_DERIVED: dict[str, Any] = {**CONCLUSION_DERIVED, "tier": Tier, "primary_rule": str}
+# `ivig_ordered`: an IVIG order is being placed or signed now (the caller says so).
+CAUTION_DERIVED: dict[str, Any] = {
+    **CONCLUSION_DERIVED,
+    "tier": Tier,
+    "primary_rule": str,
+    "ivig_ordered": StrictBool,
+}
 LIST_FIELDS = frozenset(
     name
     for name, f in PatientContext.model_fields.items()
@@ -183,10 +197,13 @@ def condition_problems(
         return
     if op is Operator.UNKNOWN and name in derived:
         yield f"{where}: '{name}' is always known; 'unknown: true' can never hold"
-    if (op is Operator.NOT_EMPTY) != (name in LIST_FIELDS):
+    if op is Operator.NOT_EMPTY and name not in LIST_FIELDS:
         yield (
             f"{where}: 'not_empty' applies to list fields only ({', '.join(sorted(LIST_FIELDS))})"
         )
+        return
+    if name in LIST_FIELDS and op not in (Operator.NOT_EMPTY, Operator.UNKNOWN):
+        yield f"{where}: a list field takes 'not_empty: true' or 'unknown: true'"
         return
     if (op is Operator.RANGE) and name not in NUMERIC_FIELDS:
         yield (
@@ -236,19 +253,23 @@ def _precedence_unique(rules: list[LocatedRule]) -> Iterator[KnowledgeIssue]:
 def not_asked_problems(
     manifest: Manifest, path: Path, doc: LocatedDocument
 ) -> Iterator[KnowledgeIssue]:
-    """The manifest's `not_asked` entries must name patient fields and legal conditions."""
+    """The manifest's `not_asked` and `asked` entries must name patient fields and legal
+    conditions (`asked` may also test the result: tier, primary rule, an IVIG order)."""
     fields = list(PatientContext.model_fields)
-    for i, entry in enumerate(manifest.not_asked):
+    entries: list[tuple[str, NotAsked | Asked, Mapping[str, Any]]]
+    entries = [("not_asked", e, {}) for e in manifest.not_asked]
+    entries += [("asked", e, CAUTION_DERIVED) for e in manifest.asked]
+    counters: dict[str, int] = {}
+    for key, entry, derived in entries:
+        i = counters[key] = counters.get(key, -1) + 1
         if entry.field not in fields:
             yield _issue(
                 path,
                 doc,
-                ("not_asked", i, "field"),
-                f"not_asked.{i}.field: '{shorten(entry.field)}' is not a patient-context field"
+                (key, i, "field"),
+                f"{key}.{i}.field: '{shorten(entry.field)}' is not a patient-context field"
                 + did_you_mean(entry.field, fields),
             )
         for name, cond in entry.when.items():
-            for problem in condition_problems(name, cond, {}):
-                yield _issue(
-                    path, doc, ("not_asked", i, "when", name), f"not_asked.{i}.when.{problem}"
-                )
+            for problem in condition_problems(name, cond, derived):
+                yield _issue(path, doc, (key, i, "when", name), f"{key}.{i}.when.{problem}")

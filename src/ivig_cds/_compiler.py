@@ -51,6 +51,7 @@ def compile_rules(rules: Sequence[ConclusionRule | CautionRule]) -> CompiledRule
         if isinstance(rule, CautionRule) and rule.any_of:
             # `$or` fires once per true branch; the engine reports each rule once regardless.
             tests.append({"$or": [_all(_tests(group)) for group in rule.any_of]})
+        tests += [_none_holds(group) for group in rule.unless]
         definition[rule.id] = {"all": [{"m": {"$and": tests}}]}
     return CompiledRuleset(definition, tuple(fields))
 
@@ -61,6 +62,38 @@ def _tests(conditions: Mapping[str, ConditionSpec]) -> list[dict[str, Any]]:
 
 def _all(tests: list[dict[str, Any]]) -> dict[str, Any]:
     return tests[0] if len(tests) == 1 else {"$and": tests}
+
+
+def _none_holds(group: Mapping[str, ConditionSpec]) -> dict[str, Any]:
+    """`not (a and b ...)` as `not a or not b ...`: durable has no negation of a test."""
+    return _any([branch for name, c in group.items() for branch in _negated(name, c)])
+
+
+def _any(branches: list[dict[str, Any]]) -> dict[str, Any]:
+    return branches[0] if len(branches) == 1 else {"$or": branches}
+
+
+def _negated(name: str, condition: ConditionSpec) -> list[dict[str, Any]]:
+    """The alternatives under which one condition does not hold.
+
+    Comparisons on an absent attribute are false in durable, `$neq` included, so an unknown
+    value is its own alternative (`$nex`) wherever the condition needs a known one.
+    """
+    op = condition.operator
+    if op is Operator.UNKNOWN:
+        return [{"$ex": {name: 1}}]
+    absent = {"$nex": {name: 1}}
+    if op is Operator.NOT_EMPTY:
+        return [absent, {"$lt": {name: 1}}]  # lists are encoded as their length
+    if op is Operator.RANGE:
+        outside = []
+        if condition.at_least is not None:
+            outside.append({"$lt": {name: condition.at_least}})
+        if condition.at_most is not None:
+            outside.append({"$gt": {name: condition.at_most}})
+        return [absent, *outside]
+    others = [{"$neq": {name: v}} for v in condition.values]
+    return [absent, _all(others)]
 
 
 def _test(name: str, condition: ConditionSpec) -> dict[str, Any]:

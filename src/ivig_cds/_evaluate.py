@@ -18,7 +18,13 @@ from ivig_cds._engine import DurableMatcher
 from ivig_cds._errors import KnowledgeGapError
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._loader import load_knowledge_base
-from ivig_cds._patient import RELATED_FIELDS, PatientContext, known_fields, parse_patient
+from ivig_cds._patient import (
+    RELATED_FIELDS,
+    PatientContext,
+    first_line_as_a_whole,
+    known_fields,
+    parse_patient,
+)
 from ivig_cds._recommendation import (
     Caution,
     Citation,
@@ -29,8 +35,8 @@ from ivig_cds._recommendation import (
     Recommendation,
 )
 from ivig_cds._reference import ReferenceMatcher, all_hold, checks_of
-from ivig_cds._rules import CautionRule, ConclusionRule, Operator
-from ivig_cds._vocabulary import IntendedUse
+from ivig_cds._rules import Asked, CautionRule, ConclusionRule, NotAsked, Operator
+from ivig_cds._vocabulary import IntendedUse, Tier
 
 _FIELD_ORDER = {name: i for i, name in enumerate(PatientContext.model_fields)}
 
@@ -44,17 +50,22 @@ def infer_question(patient: PatientContext) -> Question:
     return Question(intended_use=IntendedUse.DISEASE_MODIFYING, inferred=True)
 
 
-def derived_facts(patient: PatientContext, question: Question) -> dict[str, object]:
+def derived_facts(
+    patient: PatientContext, question: Question, *, ivig_ordered: bool = False
+) -> dict[str, object]:
     """The facts the rules read beside the patient's own (see `_checks.CONCLUSION_DERIVED`).
 
     Asking about the relapse with `acute_relapse` unknown treats the relapse as ongoing; the
     rules key relapse findings on this fact, not on the question, so that they are listed
-    whichever question is asked.
+    whichever question is asked. `first_line_dmt` is first-line therapy as a whole, derived
+    from the classes when they are given.
     """
     asked = question.intended_use
     return {
         "question": asked,
         "relapse_ongoing": patient.acute_relapse is True or asked is IntendedUse.ACUTE_RELAPSE,
+        "first_line_dmt": first_line_as_a_whole(patient),
+        "ivig_ordered": ivig_ordered,
     }
 
 
@@ -62,6 +73,8 @@ def derived_facts(patient: PatientContext, question: Question) -> dict[str, obje
 DERIVED_FROM: Mapping[str, tuple[str, ...]] = {
     "question": ("intended_use", "acute_relapse"),
     "relapse_ongoing": ("acute_relapse", "intended_use"),
+    "first_line_dmt": ("first_line_dmt", "first_line_by_class"),
+    "ivig_ordered": (),
 }
 
 
@@ -116,6 +129,10 @@ class Evaluator:
         )
         self._order = {r.id: i for i, r in enumerate(knowledge_base.conclusions)}
         self._cautions = {r.id: self._caution(r) for r in knowledge_base.cautions}
+        self._notes = {
+            r.id: tuple((checks_of(note.when), note) for note in r.notes)
+            for r in knowledge_base.cautions
+        }
         # `missing_data` asks the oracle which better-ranked rules unknown facts could fire.
         self._reference = ReferenceMatcher(knowledge_base.conclusions)
         self._ranked = {
@@ -128,13 +145,20 @@ class Evaluator:
         self._not_asked = tuple(
             (entry.field, checks_of(entry.when)) for entry in knowledge_base.manifest.not_asked
         )
+        self._asked = tuple(
+            (entry.field, checks_of(entry.when)) for entry in knowledge_base.manifest.asked
+        )
         self._read = fields_read(knowledge_base)
 
-    def evaluate(self, patient: PatientContext | Mapping[str, Any]) -> Recommendation:
+    def evaluate(
+        self, patient: PatientContext | Mapping[str, Any], *, ivig_ordered: bool = False
+    ) -> Recommendation:
         """Evaluate one patient.
 
         Args:
             patient: a `PatientContext`, or a mapping validated into one.
+            ivig_ordered: an IVIG order for this patient is being placed or signed now (the
+                rules may ask for more before IVIG is given, e.g. thrombotic risk factors).
 
         Returns:
             The recommendation for the question asked (or inferred), with its evidence.
@@ -146,17 +170,22 @@ class Evaluator:
         context = parse_patient(patient)
         question = infer_question(context)
         given = known_fields(context)
-        facts: dict[str, object] = {**given, **derived_facts(context, question)}
+        facts: dict[str, object] = {
+            **given,
+            **derived_facts(context, question, ivig_ordered=ivig_ordered),
+        }
 
         fired = self._matcher.match(facts)
         primary = self._primary(fired, question.intended_use)
-        cautions = self._caution_matcher.match(
-            {**facts, "tier": primary.tier, "primary_rule": primary.id}
-        )
+        secondary = [
+            self._conclusions[rule_id]
+            for rule_id in sorted(fired - {primary.id}, key=self._order.__getitem__)
+        ]
+        result_facts = {**facts, "tier": primary.tier, "primary_rule": primary.id}
+        cautions = self._caution_matcher.match(result_facts)
         findings = [self._finding(primary, "primary", question.intended_use, facts)]
         findings.extend(
-            self._finding(self._conclusions[rule_id], "secondary", question.intended_use, facts)
-            for rule_id in sorted(fired - {primary.id}, key=self._order.__getitem__)
+            self._finding(rule, "secondary", question.intended_use, facts) for rule in secondary
         )
         return Recommendation(
             patient_id=context.patient_id,
@@ -168,8 +197,12 @@ class Evaluator:
             primary_rule=primary.id,
             findings=tuple(findings),
             citations=self._citations[primary.id],
-            cautions=tuple(c for rule_id, c in self._cautions.items() if rule_id in cautions),
-            missing_data=self._missing(primary, question.intended_use, facts),
+            cautions=tuple(
+                self._with_notes(c, result_facts)
+                for rule_id, c in self._cautions.items()
+                if rule_id in cautions
+            ),
+            missing_data=self._missing(primary, secondary, question.intended_use, result_facts),
             unused_facts=tuple(f for f in given if f not in self._read and f != "patient_id"),
             knowledge_base=self._ref,
         )
@@ -185,15 +218,29 @@ class Evaluator:
             )
         return min(answering, key=lambda r: r.precedence)
 
+    def _with_notes(self, caution: Caution, facts: Mapping[str, object]) -> Caution:
+        notes = tuple(
+            note.filled(facts)
+            for checks, note in self._notes[caution.rule_id]
+            if all_hold(checks, facts)
+        )
+        return caution.model_copy(update={"notes": notes}) if notes else caution
+
     def _missing(
-        self, primary: ConclusionRule, question: IntendedUse, facts: Mapping[str, object]
+        self,
+        primary: ConclusionRule,
+        secondary: Sequence[ConclusionRule],
+        question: IntendedUse,
+        facts: Mapping[str, object],
     ) -> tuple[str, ...]:
-        """Unknown fields that blocked the primary rule's decision or could pre-empt it.
+        """Unknown fields that blocked a decision or could pre-empt the primary rule's.
 
         A better-ranked rule blocked only by unknown facts names them, unless one of them is
         not asked in this situation (the manifest's `not_asked`). Only the smallest such sets
         are kept: weeks since delivery matter only once the patient is known to be postpartum,
-        so while pregnancy status is unknown, pregnancy status alone is asked for.
+        so while pregnancy status is unknown, pregnancy status alone is asked for. An
+        indeterminate finding, primary or secondary, names what it lacks; the manifest's
+        `asked` entries add facts that matter in a situation whatever the precedence.
         """
         not_asked = {name for name, checks in self._not_asked if all_hold(checks, facts)}
         blocked: list[frozenset[str]] = []
@@ -203,10 +250,16 @@ class Evaluator:
             unknown = self._reference.rules[rule.id].blocking_unknowns(facts)
             if unknown and not_asked.isdisjoint(unknown) and self._possible(rule, unknown, facts):
                 blocked.append(frozenset(unknown))
-        found = set(primary.missing_fields)
+        undecided = [r for r in secondary if r.tier is Tier.INDETERMINATE]
+        found = {f for rule in (primary, *undecided) for f in rule.missing_fields}
         for fields in blocked:
             if not any(other < fields for other in blocked):
                 found |= fields
+        found |= {
+            name
+            for name, checks in self._asked
+            if facts.get(name) is None and name not in not_asked and all_hold(checks, facts)
+        }
         return tuple(sorted(found, key=_FIELD_ORDER.__getitem__))
 
     @staticmethod
@@ -265,7 +318,9 @@ def fields_read(knowledge_base: KnowledgeBase) -> frozenset[str]:
     """
     rules = (*knowledge_base.conclusions, *knowledge_base.cautions)
     named = {name for rule in rules for _, name, _ in rule.conditions}
-    for entry in knowledge_base.manifest.not_asked:
+    manifest = knowledge_base.manifest
+    entries: tuple[NotAsked | Asked, ...] = (*manifest.not_asked, *manifest.asked)
+    for entry in entries:
         named |= {entry.field, *entry.when}
     read = {f for name in named for f in DERIVED_FROM.get(name, (name,))}
     asked = {n for rule in knowledge_base.conclusions for n in rule.when}  # hypotheses set these

@@ -34,7 +34,70 @@ from ivig_cds._vocabulary import (
 )
 from ivig_cds._yaml import shorten
 
-_RiskFactor = Annotated[str, Str(strip_whitespace=True, min_length=1, max_length=200)]
+# Words that say "no risk factor" rather than name one: the list would read as a risk factor
+# called "none" and fire the thromboembolism caution, so they are refused with a pointer to [].
+_NONE_WORDS = frozenset(
+    {"none", "no", "nil", "n/a", "na", "none known", "none recorded", "no risk factors", "nothing"}
+)
+
+
+def _a_factor(text: str) -> str:
+    if text.casefold().strip(" .") in _NONE_WORDS:
+        raise PydanticCustomError(
+            "not_a_risk_factor",
+            "names no risk factor; when none is recorded give an empty list [] (and leave "
+            "the field out when unknown)",
+        )
+    return text
+
+
+_RiskFactor = Annotated[
+    str, Str(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_a_factor)
+]
+
+
+class FirstLineByClass(BaseModel):
+    """First-line status per class, as the sources name them; `None` means unknown."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    interferon_beta: FirstLineStatus | None = Field(
+        default=None, description="Interferon-beta, any product."
+    )
+    glatiramer_acetate: FirstLineStatus | None = None
+
+    def as_a_whole(self) -> FirstLineStatus | None:
+        """First-line therapy as a whole, as the knowledge spec derives it from the classes.
+
+        Any class suitable: suitable. Both excluded: excluded, `ineffective` if either class's
+        reason is (the lower-certainty finding); otherwise the reasons in the order
+        contraindicated, not tolerated, declined. Otherwise unknown.
+        """
+        values = (self.interferon_beta, self.glatiramer_acetate)
+        if FirstLineStatus.SUITABLE in values:
+            return FirstLineStatus.SUITABLE
+        if None in values:
+            return None
+        for reason in _REASON_ORDER:
+            if reason in values:
+                return reason
+        return None  # unreachable: both classes hold an exclusion reason
+
+    @property
+    def reasons(self) -> frozenset[FirstLineStatus]:
+        return frozenset(
+            v
+            for v in (self.interferon_beta, self.glatiramer_acetate)
+            if v not in (None, FirstLineStatus.SUITABLE)
+        )
+
+
+_REASON_ORDER = (
+    FirstLineStatus.INEFFECTIVE,
+    FirstLineStatus.CONTRAINDICATED,
+    FirstLineStatus.NOT_TOLERATED,
+    FirstLineStatus.DECLINED,
+)
 
 
 def _half_steps(edss: float) -> float:
@@ -76,7 +139,11 @@ class PatientContext(BaseModel):
     first_line_dmt: FirstLineStatus | None = Field(
         default=None,
         description="Whether approved first-line therapy (interferon-beta, glatiramer acetate) "
-        "can be used.",
+        "can be used, as a whole; derived from first_line_by_class when that is given.",
+    )
+    first_line_by_class: FirstLineByClass | None = Field(
+        default=None,
+        description="First-line status per class (interferon_beta, glatiramer_acetate).",
     )
     pregnancy_status: PregnancyStatus | None = None
     weeks_postpartum: Annotated[int, Field(strict=True, ge=0, le=104)] | None = Field(
@@ -92,6 +159,10 @@ class PatientContext(BaseModel):
         default=None,
         description="A disease-modifying therapy other than interferon-beta and glatiramer "
         "acetate (a later agent) is in use now.",
+    )
+    ivig_in_use: StrictBool | None = Field(
+        default=None,
+        description="IVIG given within the last 8 weeks, or ordered and the order active.",
     )
     edss: (
         Annotated[
@@ -174,6 +245,51 @@ def _relapse_question_without_relapse(p: PatientContext) -> str | None:
 # rule?" validates a hypothetical patient, so it reads through these pairs (sex rules out
 # pregnancy, say): the missing-data analysis uses them, and `unused_facts` counts them as read.
 RELATED_FIELDS: tuple[tuple[str, str], ...] = tuple(fields for fields, _ in _CHECKS)
+
+
+@_conflict("on_iv_methylprednisolone", "acute_relapse")
+def _steroids_without_relapse(p: PatientContext) -> str | None:
+    if p.on_iv_methylprednisolone and p.acute_relapse is False:
+        return (
+            "on_iv_methylprednisolone: true contradicts acute_relapse false (IV "
+            "methylprednisolone is recorded for a current relapse); correct one of them"
+        )
+    return None
+
+
+@_conflict("first_line_dmt", "first_line_by_class")
+def _first_line_disagrees(p: PatientContext) -> str | None:
+    whole, by_class = p.first_line_dmt, p.first_line_by_class
+    if whole is None or by_class is None or _agrees(whole, by_class):
+        return None
+    shown = ", ".join(
+        f"{name} {_shown(getattr(by_class, name))}" for name in FirstLineByClass.model_fields
+    )
+    return (
+        f"first_line_dmt: '{whole}' contradicts first_line_by_class ({shown}); give the "
+        "classes alone, or make them agree"
+    )
+
+
+def _agrees(whole: FirstLineStatus, by_class: FirstLineByClass) -> bool:
+    """Whether the whole can describe these classes (an unknown class may be either)."""
+    values = (by_class.interferon_beta, by_class.glatiramer_acetate)
+    if whole is FirstLineStatus.SUITABLE:
+        return any(v in (None, FirstLineStatus.SUITABLE) for v in values)
+    if FirstLineStatus.SUITABLE in values:
+        return False
+    return not by_class.reasons or whole in by_class.reasons
+
+
+def first_line_as_a_whole(patient: PatientContext) -> FirstLineStatus | None:
+    """What the rules read as `first_line_dmt`: derived from the classes when they settle it.
+
+    Both classes known: their derivation (so an `ineffective` class gives the lower-certainty
+    finding even when the whole was also given). Otherwise the whole as given.
+    """
+    by_class = patient.first_line_by_class
+    derived = by_class.as_a_whole() if by_class is not None else None
+    return derived if derived is not None else patient.first_line_dmt
 
 
 def _shown(value: object) -> str:

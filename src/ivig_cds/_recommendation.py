@@ -82,6 +82,11 @@ class Caution(_Frozen):
     version: int
     title: str
     text: str
+    notes: tuple[str, ...] = Field(
+        default=(),
+        description="What in this patient's record the caution rests on (its trigger, the "
+        "recorded risk factors), filled in from the rule's notes.",
+    )
     citations: tuple[Citation, ...]
 
 

@@ -72,14 +72,22 @@ class ReferenceRule:
     id: str
     checks: tuple[Check, ...]
     alternatives: tuple[tuple[Check, ...], ...] = ()  # a caution's `any_of`: one must hold
+    exceptions: tuple[tuple[Check, ...], ...] = ()  # `unless`: none may hold
 
     @classmethod
     def of(cls, rule: ConclusionRule | CautionRule) -> ReferenceRule:
         groups = rule.any_of if isinstance(rule, CautionRule) else ()
-        return cls(rule.id, checks_of(rule.when), tuple(checks_of(g) for g in groups))
+        return cls(
+            rule.id,
+            checks_of(rule.when),
+            tuple(checks_of(g) for g in groups),
+            tuple(checks_of(g) for g in rule.unless),
+        )
 
     def fires(self, facts: Mapping[str, object]) -> bool:
         if not all_hold(self.checks, facts):
+            return False
+        if any(all_hold(group, facts) for group in self.exceptions):
             return False
         if not self.alternatives:
             return True
@@ -88,9 +96,11 @@ class ReferenceRule:
     def blocking_unknowns(self, facts: Mapping[str, object]) -> tuple[str, ...] | None:
         """The unknown fields that alone keep this rule from firing; None if facts rule it out.
 
-        Only the conjunction `when` is analysed: conclusions (the only rules asked) have no
-        alternatives.
+        Only the conjunction `when` is analysed (conclusions, the only rules asked, have no
+        alternatives); an `unless` group that already holds rules the rule out.
         """
+        if any(all_hold(group, facts) for group in self.exceptions):
+            return None
         unknown: list[str] = []
         for check in self.checks:
             value = facts.get(check.field)

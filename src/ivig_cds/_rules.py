@@ -4,12 +4,16 @@ Conditions are a deliberately small language (equals, one of, unknown, not empty
 bound) so that every rule can be audited by reading it, compiled to durable_rules, and
 re-evaluated by the plain Python reference matcher with the same meaning. A conclusion is one
 conjunction, so that each one is a single path a reader can follow; a caution may also name
-alternative situations (`any_of`), because one warning can have several triggers.
+alternative situations (`any_of`), because one warning can have several triggers. Any rule may
+name situations it must not fire in (`unless`), because the sources themselves carve such
+exceptions out ("first-line therapy came first", except where they call it contraindicated).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -23,8 +27,11 @@ SUMMARY_MAX = 140  # a CDS Hooks card summary must stay under 140 characters
 
 Scalar = str | bool | int
 Number = Annotated[int | float, Field(allow_inf_nan=False)]
-# Tiers that weigh evidence; `indeterminate` and `not_applicable` make no claim to be certain of.
-_JUDGED_TIERS = frozenset(Tier) - {Tier.INDETERMINATE, Tier.NOT_APPLICABLE}
+# Tiers that weigh evidence; the others make no claim about IVIG to be certain of.
+_JUDGED_TIERS = frozenset(Tier) - {Tier.INDETERMINATE, Tier.OUTSIDE_EVIDENCE, Tier.NOT_APPLICABLE}
+# Tiers that claim nothing about IVIG from the evidence, so cite none.
+_UNSOURCED_TIERS = frozenset({Tier.INDETERMINATE, Tier.OUTSIDE_EVIDENCE})
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 class _Frozen(BaseModel):
@@ -163,13 +170,27 @@ class _Rule(_Frozen):
     version: int = Field(ge=1, description="Raised whenever the rule's meaning changes.")
     title: str = Field(min_length=1, max_length=120)
     when: Conditions = Field(description="All must hold; fields of the patient context.")
+    unless: tuple[Conditions, ...] = Field(
+        default=(),
+        description="Situations the rule does not fire in: it fires only if no group holds.",
+    )
     evidence: tuple[Annotated[str, Field(pattern=EVIDENCE_ID_PATTERN)], ...] = ()
     provenance: Provenance
 
+    @model_validator(mode="after")
+    def _unless_groups_not_empty(self) -> Self:
+        if any(not group for group in self.unless):
+            raise ValueError("'unless' holds an empty group, which would always hold")
+        return self
+
     @property
     def conditions(self) -> tuple[tuple[tuple[str | int, ...], str, ConditionSpec], ...]:
-        """Every condition with its location in the rule file (`when.x`)."""
-        return tuple((("when", name), name, c) for name, c in self.when.items())
+        """Every condition with its location in the rule file (`when.x`, `unless.0.y`)."""
+        found: list[tuple[tuple[str | int, ...], str, ConditionSpec]]
+        found = [(("when", name), name, c) for name, c in self.when.items()]
+        for i, group in enumerate(self.unless):
+            found += [(("unless", i, name), name, c) for name, c in group.items()]
+        return tuple(found)
 
 
 class ConclusionRule(_Rule):
@@ -191,7 +212,7 @@ class ConclusionRule(_Rule):
             raise ValueError("a conclusion needs at least one condition under 'when'")
         if len(set(self.questions)) != len(self.questions):
             raise ValueError("'questions' lists a question twice")
-        if self.tier is not Tier.INDETERMINATE and not self.evidence:
+        if self.tier not in _UNSOURCED_TIERS and not self.evidence:
             raise ValueError(f"a '{self.tier}' conclusion must cite evidence")
         graded = self.certainty.level is not CertaintyLevel.NOT_GRADED
         if self.tier in _JUDGED_TIERS and not graded:
@@ -212,10 +233,43 @@ class ConclusionRule(_Rule):
         return tuple(f for f, c in self.when.items() if c.operator is Operator.UNKNOWN)
 
 
+class CautionNote(_Frozen):
+    """A sentence added to a caution when its conditions hold, naming what in the record led to
+    it. `{field}` in the text is replaced by the patient's value (a list: its items)."""
+
+    when: Conditions = Field(min_length=1)
+    text: str = Field(min_length=1, max_length=400)
+
+    @model_validator(mode="after")
+    def _placeholders_known(self) -> Self:
+        for name in _PLACEHOLDER.findall(self.text):
+            condition = self.when.get(name)
+            if condition is None or condition.operator is Operator.UNKNOWN:
+                raise ValueError(
+                    f"the text names {{{name}}}, which needs a condition on '{name}' under "
+                    "this note's 'when' that makes it known"
+                )
+        return self
+
+    def filled(self, facts: Mapping[str, object]) -> str:
+        """The text with each `{field}` replaced by its value in `facts`."""
+        return _PLACEHOLDER.sub(lambda m: _shown(facts.get(m.group(1))), self.text)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, tuple | list):
+        return "; ".join(str(v) for v in value)
+    if isinstance(value, StrEnum):
+        return value.value.replace("_", " ")
+    return str(value)
+
+
 class CautionRule(_Rule):
     """A caution attached to results that meet its conditions (no conditions: always).
 
     `any_of` lists alternative situations: besides `when`, at least one group must hold.
+    `notes` add what in this patient's record the caution rests on (its trigger, the recorded
+    values), so that a clinician sees why it is shown.
     A caution may cite no work when it speaks about the knowledge base itself or is clinical
     judgement; its provenance passages still say what it rests on.
     """
@@ -223,6 +277,7 @@ class CautionRule(_Rule):
     kind: Literal["caution"]
     any_of: tuple[Conditions, ...] = ()
     text: str = Field(min_length=1)
+    notes: tuple[CautionNote, ...] = ()
 
     @model_validator(mode="after")
     def _groups_not_empty(self) -> Self:
@@ -232,10 +287,12 @@ class CautionRule(_Rule):
 
     @property
     def conditions(self) -> tuple[tuple[tuple[str | int, ...], str, ConditionSpec], ...]:
-        """Every condition with its location in the file (`when.x`, `any_of.0.y`)."""
+        """Every condition with its location in the file (`when.x`, `any_of.0.y`, ...)."""
         found = list(super().conditions)
         for i, group in enumerate(self.any_of):
             found += [(("any_of", i, name), name, c) for name, c in group.items()]
+        for i, note in enumerate(self.notes):
+            found += [(("notes", i, "when", name), name, c) for name, c in note.when.items()]
         return tuple(found)
 
 
@@ -250,6 +307,15 @@ class NotAsked(_Frozen):
     clinical_judgement: str = Field(min_length=1, description="Why it is not asked.")
 
 
+class Asked(_Frozen):
+    """A fact reported as missing in a situation where no rule's precedence would ask for it
+    (thrombotic risk before IVIG is given, say). It is asked only while it is unknown."""
+
+    field: str = Field(min_length=1)
+    when: Conditions = Field(min_length=1)
+    reason: str = Field(min_length=1, description="Why a clinician needs it here.")
+
+
 class Manifest(_Frozen):
     """`rules/knowledge-base.yaml`: the knowledge base's own identity."""
 
@@ -259,3 +325,4 @@ class Manifest(_Frozen):
     released: dt.date
     source: str = Field(min_length=1)
     not_asked: tuple[NotAsked, ...] = ()
+    asked: tuple[Asked, ...] = ()

@@ -36,6 +36,12 @@ class FirstLineStatus(StrEnum):
     INEFFECTIVE = "ineffective"
 
 
+FIRST_LINE_CLASSES: Mapping[str, str] = {
+    "interferon_beta": "interferon-beta",
+    "glatiramer_acetate": "glatiramer acetate",
+}
+
+
 class PregnancyStatus(StrEnum):
     PREGNANT = "pregnant"
     POSTPARTUM = "postpartum"
@@ -56,29 +62,34 @@ class Tier(StrEnum):
     INSUFFICIENT_EVIDENCE = "insufficient_evidence"
     NOT_RECOMMENDED = "not_recommended"
     INDETERMINATE = "indeterminate"
+    OUTSIDE_EVIDENCE = "outside_evidence"
     NOT_APPLICABLE = "not_applicable"
 
 
 # What each tier means for the clinician (the README's tier table): one wording for the command
 # line, the report and every other reader, so that they cannot drift apart.
 TIER_LABELS: Mapping[Tier, str] = {
-    Tier.SECOND_LINE: "Second-line option",
-    Tier.NOT_FIRST_LINE: "Not first line",
+    Tier.SECOND_LINE: "Second-line option (2002-2008 evidence)",
+    Tier.NOT_FIRST_LINE: "Not first line (2002-2008 evidence)",
     Tier.INSUFFICIENT_EVIDENCE: "Insufficient evidence",
     Tier.NOT_RECOMMENDED: "Not recommended",
     Tier.INDETERMINATE: "Indeterminate",
+    Tier.OUTSIDE_EVIDENCE: "Outside the evidence",
     Tier.NOT_APPLICABLE: "Not applicable",
 }
 
 TIER_MEANINGS: Mapping[Tier, str] = {
-    Tier.SECOND_LINE: "IVIG may be considered: the sources support it as a second-line option "
-    "in this situation.",
-    Tier.NOT_FIRST_LINE: "Approved first-line therapy is preferred; IVIG is reserved for when "
-    "that cannot be used.",
+    Tier.SECOND_LINE: "IVIG may be considered: the 2002-2008 sources support it as a second-line "
+    "option in this situation, second to interferon-beta and glatiramer acetate (not to later "
+    "therapies).",
+    Tier.NOT_FIRST_LINE: "In the 2002-2008 sources, interferon-beta and glatiramer acetate came "
+    "first; they reserved IVIG for when those could not be used.",
     Tier.INSUFFICIENT_EVIDENCE: "The evidence is too limited or unpublished to recommend IVIG "
     "for this; not standard practice.",
     Tier.NOT_RECOMMENDED: "Trials showed no benefit, or the sources say IVIG has no role here.",
     Tier.INDETERMINATE: "A fact needed to decide is missing; the result lists which.",
+    Tier.OUTSIDE_EVIDENCE: "The sources do not address this patient, so no tier is given from "
+    "them; the findings that would otherwise apply are listed for information only.",
     Tier.NOT_APPLICABLE: "Outside this knowledge base (no MS diagnosis).",
 }
 
@@ -88,7 +99,7 @@ class CertaintyLevel(StrEnum):
     MODERATE = "moderate"
     LOW = "low"
     VERY_LOW = "very_low"
-    NOT_GRADED = "not_graded"  # the conclusion makes no claim about IVIG (C12, C13)
+    NOT_GRADED = "not_graded"  # the conclusion makes no claim about IVIG (C12, C13, C14, C15)
 
 
 class StudyDesign(StrEnum):
