@@ -159,7 +159,7 @@ def test_gap_in_rules_is_an_error_not_an_answer(kb: KnowledgeBase) -> None:
             evidence_dir=kb.evidence_dir,
         )
     )
-    with pytest.raises(KnowledgeGapError, match=r"no rule of knowledge base 2\.0\.0 settles"):
+    with pytest.raises(KnowledgeGapError, match=r"no rule of knowledge base 3\.0\.0 settles"):
         trimmed.evaluate({"ms_phenotype": "SPMS", "patient_id": "secret-id"})
     # A fact that fired nothing leaves nothing behind that could disturb the next evaluation.
     assert trimmed.evaluate({"ms_phenotype": "PPMS"}).primary_rule == "C06"
@@ -168,13 +168,13 @@ def test_gap_in_rules_is_an_error_not_an_answer(kb: KnowledgeBase) -> None:
 @settings(max_examples=300, deadline=None)
 @given(patients())
 def test_any_valid_patient_gets_one_tier_and_citations(data: dict[str, object]) -> None:
-    """Exactly one primary finding; citations unless indeterminate or not applicable."""
+    """Exactly one primary finding; citations unless the tier makes no claim from the evidence."""
     result = evaluate(data)
     primaries = [f for f in result.findings if f.role == "primary"]
     assert len(primaries) == 1
     assert primaries[0].tier == result.tier
     assert primaries[0].rule_id == result.primary_rule
-    if result.tier not in (Tier.INDETERMINATE, Tier.NOT_APPLICABLE):
+    if result.tier not in (Tier.INDETERMINATE, Tier.OUTSIDE_EVIDENCE, Tier.NOT_APPLICABLE):
         assert result.citations
     if result.tier is Tier.INDETERMINATE:
         assert result.missing_data
@@ -199,21 +199,47 @@ def test_result_json_round_trips(data: dict[str, object]) -> None:
 
 @settings(max_examples=1_000, deadline=None)
 @given(patients())
-def test_spec_v2_invariants_hold_for_any_valid_patient(data: dict[str, object]) -> None:
-    """The postpartum bounds, K1, K8, K10 and unused facts, for every generated patient."""
+def test_spec_v3_invariants_hold_for_any_valid_patient(data: dict[str, object]) -> None:
+    """The postpartum bounds, C1/C4 exceptions, C14/C15, K1, K8, K11-K13, the dated headline,
+    asked facts and unused facts (knowledge spec v3), for every generated patient."""
     result = evaluate(data)
     fired = {f.rule_id for f in result.findings}
     cautions = {c.rule_id for c in result.cautions}
     weeks = data.get("weeks_postpartum")
+    status = data.get("pregnancy_status")
     if isinstance(weeks, int) and weeks > 52:
         assert not fired & {"C10a", "C10b", "C10c"}
     if isinstance(weeks, int) and weeks > 12 and data.get("breastfeeding") is not True:
         assert not fired & {"C10a", "C10b", "C10c"}
-    assert ("K8" in cautions) == (result.tier is not Tier.NOT_APPLICABLE)
+    in_window = status == "pregnant" or fired & {"C10a", "C10b", "C10c"}
+    if in_window:
+        assert not fired & {"C01", "C04"}
+    judged = result.tier is not Tier.NOT_APPLICABLE
+    assert ("K8" in cautions) == judged
+    assert ("K11" in cautions) == judged
     age = data.get("age_years")
-    assert ("K10" in cautions) == (isinstance(age, int) and age < 18)
-    if data.get("pregnancy_status") == "pregnant":
+    child = isinstance(age, int) and age < 18
+    has_course = data.get("ms_phenotype") in ("CIS", "RRMS", "SPMS", "PPMS")
+    assert (result.primary_rule == "C15") == (child and has_course)
+    if result.tier is Tier.OUTSIDE_EVIDENCE:
+        assert result.primary_rule in ("C14", "C15")
+        assert not result.citations
+    assert ("K13" in cautions) == ("C03b" in fired)
+    ivig = data.get("ivig_in_use") is True
+    assert ("K12a" in cautions) == (ivig and result.tier is Tier.SECOND_LINE)
+    assert ("K12c" in cautions) == (ivig and result.tier is Tier.OUTSIDE_EVIDENCE)
+    if status == "pregnant":
         assert "K1" in cautions
+    if result.tier in (Tier.SECOND_LINE, Tier.NOT_FIRST_LINE):
+        assert "2002-2008" in result.summary
+    if result.tier is Tier.SECOND_LINE and "thromboembolic_risk_factors" not in data:
+        assert "thromboembolic_risk_factors" in result.missing_data
+    for finding in result.findings:
+        if finding.tier is Tier.INDETERMINATE:
+            unknown = {f.field for f in finding.facts if f.value is None}
+            assert unknown <= set(result.missing_data)
+    if has_course and age is None and result.primary_rule not in ("C12",):
+        assert "age_years" in result.missing_data
     assert set(result.unused_facts) <= {"edss"}
     assert ("edss" in result.unused_facts) == ("edss" in data)
     if isinstance(age, int) and age >= 55:

@@ -19,7 +19,7 @@ def test_public_names_are_pinned() -> None:
         "Caution", "CautionRule", "Certainty", "CertaintyLevel", "Citation", "ConclusionRule",
         "EngineError", "EngineUnavailableError", "Evaluator", "EvidenceEntry", "Fact",
         "FhirDataError", "FhirMapping",
-        "Finding", "FirstLineStatus",
+        "Finding", "FirstLineByClass", "FirstLineStatus",
         "IntendedUse", "InvalidPatientError", "IvigCdsError", "KnowledgeBase",
         "KnowledgeBaseError", "KnowledgeBaseRef", "KnowledgeGapError", "KnowledgeIssue",
         "MSPhenotype", "PatientContext", "PregnancyStatus", "Question", "Recommendation",

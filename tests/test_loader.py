@@ -56,8 +56,8 @@ def _with_rule(tmp_path: Path, text: str) -> list[str]:
 def test_shipped_knowledge_base_loads(kb: object) -> None:
     """The repository's own rules and evidence validate (dogfood)."""
     loaded = load_knowledge_base(REPO / "rules", REPO / "evidence")
-    assert len(loaded.conclusions) == 19
-    assert len(loaded.cautions) == 10
+    assert len(loaded.conclusions) == 21
+    assert len(loaded.cautions) == 13
     assert len(loaded.evidence) == 16
     assert loaded.content_hash.startswith("sha256:")
 
@@ -91,7 +91,7 @@ def test_bad_enum_value_is_located_with_suggestion(tmp_path: Path) -> None:
     errors = _with_rule(tmp_path, C99.replace("tier: second_line", "tier: second-line"))
     assert errors == [
         "rules/conclusions/C99-test.yaml:9:1: tier: Input should be 'second_line', "
-        "'not_first_line', 'insufficient_evidence', 'not_recommended', 'indeterminate' or "
+        "'not_first_line', 'insufficient_evidence', 'not_recommended', 'indeterminate', 'outside_evidence' or "
         "'not_applicable'; got 'second-line'; did you mean 'second_line'?"
     ]
 
@@ -206,7 +206,7 @@ def test_not_asked_must_name_a_patient_field(tmp_path: Path) -> None:
         path.read_text(encoding="utf-8").replace("field: pregnancy_status", "field: pregnant")
     )
     assert _errors(rules, evidence) == [
-        "rules/knowledge-base.yaml:9:5: not_asked.0.field: 'pregnant' is not a patient-context "
+        "rules/knowledge-base.yaml:10:5: not_asked.0.field: 'pregnant' is not a patient-context "
         "field; did you mean 'pregnancy_status'?"
     ]
 

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from ivig_cds import InvalidPatientError, PatientContext, evaluate, parse_patient
+from ivig_cds._patient import first_line_as_a_whole
 
 SECRET = "PATIENT-SECRET-0042"
 
@@ -28,6 +29,45 @@ SECRET = "PATIENT-SECRET-0042"
             [
                 "weeks_postpartum: given but pregnancy_status is 'pregnant'; it needs "
                 "pregnancy_status 'postpartum'"
+            ],
+        ),
+        (
+            {"thromboembolic_risk_factors": ["obesity", "None."]},
+            [
+                "thromboembolic_risk_factors.1: names no risk factor; when none is recorded give "
+                "an empty list [] (and leave the field out when unknown) (got 'None.')"
+            ],
+        ),
+        (
+            {"acute_relapse": False, "on_iv_methylprednisolone": True},
+            [
+                "on_iv_methylprednisolone: true contradicts acute_relapse false (IV "
+                "methylprednisolone is recorded for a current relapse); correct one of them"
+            ],
+        ),
+        (
+            {
+                "first_line_dmt": "suitable",
+                "first_line_by_class": {
+                    "interferon_beta": "not_tolerated",
+                    "glatiramer_acetate": "declined",
+                },
+            },
+            [
+                "first_line_dmt: 'suitable' contradicts first_line_by_class (interferon_beta "
+                "'not_tolerated', glatiramer_acetate 'declined'); give the classes alone, or make "
+                "them agree"
+            ],
+        ),
+        (
+            {"first_line_by_class": {"interferon": "suitable"}},
+            ["first_line_by_class.'interferon': unknown field; did you mean 'interferon_beta'?"],
+        ),
+        (
+            {"first_line_by_class": ["suitable"]},
+            [
+                "first_line_by_class: expected a mapping of interferon_beta and "
+                "glatiramer_acetate (got a list)"
             ],
         ),
         ({"edss": 11}, ["edss: Input should be less than or equal to 10 (got 11)"]),
@@ -187,3 +227,46 @@ def test_each_problem_carries_the_location_of_its_value() -> None:
     with pytest.raises(InvalidPatientError) as caught:
         parse_patient({"sex": "male", "pregnancy_status": "pregnant"})
     assert caught.value.locations == [("pregnancy_status",)]
+
+
+@pytest.mark.parametrize(
+    ("by_class", "whole"),
+    [
+        ({"interferon_beta": "suitable"}, "suitable"),
+        ({"interferon_beta": "not_tolerated", "glatiramer_acetate": "suitable"}, "suitable"),
+        ({"interferon_beta": "not_tolerated"}, None),
+        ({"interferon_beta": "declined", "glatiramer_acetate": "declined"}, "declined"),
+        ({"interferon_beta": "declined", "glatiramer_acetate": "ineffective"}, "ineffective"),
+        ({"interferon_beta": "declined", "glatiramer_acetate": "not_tolerated"}, "not_tolerated"),
+        (
+            {"interferon_beta": "contraindicated", "glatiramer_acetate": "not_tolerated"},
+            "contraindicated",
+        ),
+    ],
+)
+def test_first_line_as_a_whole_is_derived_from_the_classes(
+    by_class: dict[str, str], whole: str | None
+) -> None:
+    """Any class suitable: suitable; both excluded: excluded (ineffective first); else unknown."""
+    patient = parse_patient({"first_line_by_class": by_class})
+    assert first_line_as_a_whole(patient) == whole
+
+
+def test_a_whole_that_agrees_with_the_classes_is_accepted() -> None:
+    """The whole may be given beside the classes when it names one of their reasons."""
+    patient = parse_patient(
+        {
+            "first_line_dmt": "declined",
+            "first_line_by_class": {
+                "interferon_beta": "declined",
+                "glatiramer_acetate": "ineffective",
+            },
+        }
+    )
+    assert first_line_as_a_whole(patient) == "ineffective"  # the classes settle it
+
+
+def test_an_empty_risk_factor_list_is_none_recorded() -> None:
+    """[] is accepted and means none recorded; the thromboembolism caution does not attach."""
+    result = evaluate({"ms_phenotype": "SPMS", "thromboembolic_risk_factors": []})
+    assert "K1" not in {c.rule_id for c in result.cautions}

@@ -424,19 +424,34 @@ def _describe(
             for line in str(err["msg"]).removeprefix("Value error, ").split("\n"):
                 problems.append(((line.split(":", 1)[0],), line))
             continue
-        if err["type"] == "invalid_key":  # loc[0] is the key itself: 1, None, (1, 2), ...
+        if err["type"] == "invalid_key" and len(loc) == 1:  # loc[0] is the key: 1, None, ...
             problems.append(
                 (loc, f"{short_repr(loc[0])}: unknown field; field names are text, like 'edss'")
             )
             continue
+        if err["type"] == "invalid_key":  # a key inside first_line_by_class
+            known = " or ".join(FirstLineByClass.model_fields)
+            problems.append(
+                (loc, f"{loc[0]}.{short_repr(loc[-1])}: unknown field; expected {known}")
+            )
+            continue
         field = str(loc[0])
         where = ".".join(str(part) for part in loc)
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "extra_forbidden" and len(loc) == 1:
             hint = did_you_mean(field, _FIELDS)
             problems.append((loc, f"{_quoted(field)}: unknown field{hint}"))
             continue
+        if err["type"] == "extra_forbidden":  # inside first_line_by_class
+            inner = str(loc[-1])
+            known = tuple(FirstLineByClass.model_fields)
+            hint = did_you_mean(inner, known) or f"; expected {' or '.join(known)}"
+            problems.append((loc, f"{field}.{_quoted(inner)}: unknown field{hint}"))
+            continue
         value = _offending_value(data, loc)
-        problems.append((loc, f"{where}: {err['msg']}{value}"))
+        message = err["msg"]
+        if err["type"] == "model_type":  # pydantic would name our class
+            message = f"expected a mapping of {' and '.join(FirstLineByClass.model_fields)}"
+        problems.append((loc, f"{where}: {message}{value}"))
     if len(errors) > MAX_PROBLEMS:
         more = len(errors) - MAX_PROBLEMS
         problems.append(((), f"and {more} more {'problem' if more == 1 else 'problems'}"))
