@@ -342,6 +342,8 @@ def default_evaluator() -> Evaluator:
     return _default
 
 
-def evaluate(patient: PatientContext | Mapping[str, Any]) -> Recommendation:
+def evaluate(
+    patient: PatientContext | Mapping[str, Any], *, ivig_ordered: bool = False
+) -> Recommendation:
     """Evaluate one patient against the shipped knowledge base; see `Evaluator.evaluate`."""
-    return default_evaluator().evaluate(patient)
+    return default_evaluator().evaluate(patient, ivig_ordered=ivig_ordered)

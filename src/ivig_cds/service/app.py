@@ -250,7 +250,8 @@ class _CdsHooks:
         """Evaluate, build the card with its actions, and record the decision: one trip to a
         worker thread per request. Returns the card (or None), the tier, and whether the
         decision was recorded (clinical advice does not wait on the log)."""
-        recommendation = self.engine.evaluate(patient)
+        # An order hook for IVIG: the rules ask for what matters before IVIG is given.
+        recommendation = self.engine.evaluate(patient, ivig_ordered=order is not None)
         card = card_for(
             recommendation,
             service_id=service.id,
