@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from ivig_cds import Evaluator, IvigCdsError, Tier
+from ivig_cds import Evaluator, FirstLineByClass, IvigCdsError, Tier
+from ivig_cds._patient import first_line_as_a_whole
 from ivig_cds.cli import app
 from ivig_cds.fhir import (
     GROUP_VALUES,
@@ -51,15 +52,14 @@ def test_rrms_interferon_intolerant_maps_every_fact_it_states() -> None:
     reaction: first-line therapy as a whole is not tolerated; age and sex map too."""
     mapping = patient_from_fhir(load("rrms-interferon-intolerant"), as_of=AS_OF)
     p = mapping.patient
-    assert (p.ms_phenotype, p.first_line_dmt, p.sex, p.age_years) == (
-        "RRMS",
-        "not_tolerated",
-        "female",
-        38,
+    assert (p.ms_phenotype, p.sex, p.age_years) == ("RRMS", "female", 38)
+    assert p.first_line_by_class == FirstLineByClass(
+        interferon_beta="not_tolerated", glatiramer_acetate="not_tolerated"
     )
+    assert p.first_line_dmt is None and first_line_as_a_whole(p) == "not_tolerated"
     assert p.pregnancy_status is None and p.acute_relapse is None and p.edss is None
     assert mapping.sources["ms_phenotype"] == ("Condition/rrms-1",)
-    assert mapping.sources["first_line_dmt"] == (
+    assert mapping.sources["first_line_by_class"] == (
         "MedicationStatement/ga-1",
         "MedicationStatement/ifn-1",
     )
@@ -71,7 +71,7 @@ def test_evaluate_fhir_gives_second_line_citing_the_meta_analysis(evaluator: Eva
     rec = evaluate_fhir(load("rrms-interferon-intolerant"), evaluator=evaluator, as_of=AS_OF)
     assert rec.tier is Tier.SECOND_LINE and rec.primary_rule == "C02a"
     assert rec.citations[0].pmid == "12453069"
-    assert rec.missing_data == ("pregnancy_status",)
+    assert "pregnancy_status" in rec.missing_data
 
 
 @pytest.mark.parametrize(
@@ -90,6 +90,57 @@ def test_fixture_bundles_reach_their_expected_conclusion(
     """Each realistic bundle evaluates to the conclusion its clinical story calls for."""
     rec = evaluate_fhir(load(name), evaluator=evaluator, as_of=AS_OF)
     assert (rec.tier, rec.primary_rule) == (tier, rule)
+
+
+def test_vte_history_and_ivig_course_map_to_the_v3_fields() -> None:
+    """A record with a resolved DVT (ICD-10-CM), factor V Leiden, a refuted PE, interferon
+    stopped for intolerance and IVIG given 3 and 10 weeks ago maps exactly: the two risk
+    factors, IVIG in use from the recent dose, interferon not tolerated and glatiramer open."""
+    mapping = patient_from_fhir(load("rrms-vte-history-on-ivig"), as_of=AS_OF)
+    p = mapping.patient
+    assert p.thromboembolic_risk_factors == (
+        "Activated protein C resistance",
+        "Acute embolism and thrombosis of unspecified deep veins of left lower extremity "
+        "(resolved)",
+    )
+    assert p.ivig_in_use is True
+    assert p.first_line_by_class == FirstLineByClass(interferon_beta="not_tolerated")
+    assert p.first_line_dmt is None and first_line_as_a_whole(p) is None
+    assert {k: v for k, v in mapping.sources.items() if k not in ("sex", "age_years")} == {
+        "ms_phenotype": ("Condition/rrms-1",),
+        "thromboembolic_risk_factors": ("Condition/dvt-2019", "Condition/fvl"),
+        "first_line_by_class": ("MedicationStatement/ifn-1",),
+        "first_line_by_class.interferon_beta": ("MedicationStatement/ifn-1",),
+        "ivig_in_use": ("MedicationAdministration/ivig-2026-11-01",),
+    }
+    assert mapping.unmapped == () and mapping.conflicts == ()
+
+
+def test_ivig_last_given_ten_weeks_before_leaves_in_use_unknown() -> None:
+    """The same record judged 12 weeks after its last dose: ivig_in_use unknown, the note names
+    the last dose and its date; the risk factors do not age."""
+    mapping = patient_from_fhir(load("rrms-vte-history-on-ivig"), as_of=dt.date(2027, 1, 24))
+    assert mapping.patient.ivig_in_use is None
+    assert mapping.patient.thromboembolic_risk_factors is not None
+    assert (
+        "MedicationAdministration/ivig-2026-11-01: IVIG last given on 2026-11-01 (over 8 weeks "
+        "before 2027-01-24); not counted as in use"
+    ) in mapping.notes
+
+
+def test_an_active_ivig_order_in_the_record_is_in_use() -> None:
+    """Without the administrations, the record's IVIG order made active (no end) sets
+    ivig_in_use from that order."""
+    bundle = load("rrms-vte-history-on-ivig")
+    bundle["entry"] = [
+        e for e in bundle["entry"] if e["resource"]["resourceType"] != "MedicationAdministration"
+    ]
+    order = resource(bundle, "ivig-order-2025")
+    order["status"] = "active"
+    del order["dispenseRequest"]
+    mapping = patient_from_fhir(bundle, as_of=AS_OF)
+    assert mapping.patient.ivig_in_use is True
+    assert mapping.sources["ivig_in_use"] == ("MedicationRequest/ivig-order-2025",)
 
 
 def test_postpartum_weeks_come_from_the_delivery_date() -> None:
@@ -176,7 +227,8 @@ def test_icd11_isolated_demyelinating_syndrome_maps_to_cis(evaluator: Evaluator)
     result = evaluator.evaluate(mapping.patient)
     assert result.primary_rule == "C13b"
     # The record's patient is a woman of 60: pregnancy status is not asked (not_asked, v2).
-    assert result.missing_data == ("first_line_dmt",)
+    assert "first_line_dmt" in result.missing_data
+    assert "pregnancy_status" not in result.missing_data
 
 
 def test_unspecified_ms_marks_ms_on_record_without_a_phenotype() -> None:
@@ -184,11 +236,12 @@ def test_unspecified_ms_marks_ms_on_record_without_a_phenotype() -> None:
     allergy alone leaves first-line therapy unknown, naming glatiramer acetate as open."""
     mapping = patient_from_fhir(load("cis-like-unspecified-ms-allergy"), as_of=AS_OF)
     assert mapping.ms_on_record and mapping.patient.ms_phenotype is None
-    assert mapping.patient.first_line_dmt is None
+    assert mapping.patient.first_line_by_class == FirstLineByClass(interferon_beta="not_tolerated")
+    assert first_line_as_a_whole(mapping.patient) is None
     assert (
-        "first_line_dmt left unknown: interferon beta not tolerated (AllergyIntolerance/ai-ifn),"
-        " but glatiramer acetate is unaccounted for (never recorded, or stopped without a "
-        "reason); first-line therapy as a whole is judged over both classes"
+        "first-line therapy as a whole left unknown: interferon-beta not tolerated "
+        "(AllergyIntolerance/ai-ifn), but glatiramer acetate is unaccounted for (never "
+        "recorded, or stopped without a reason); the whole is judged over both classes"
     ) in mapping.notes
 
 
@@ -198,14 +251,20 @@ def test_active_interferon_with_no_intolerance_is_suitable() -> None:
     statement = resource(bundle, "ifn-1")
     statement["status"] = "active"
     del statement["statusReason"]
-    assert patient_from_fhir(bundle, as_of=AS_OF).patient.first_line_dmt == "suitable"
+    p = patient_from_fhir(bundle, as_of=AS_OF).patient
+    assert p.first_line_by_class == FirstLineByClass(
+        interferon_beta="suitable", glatiramer_acetate="not_tolerated"
+    )
+    assert first_line_as_a_whole(p) == "suitable"
 
 
 def test_stopped_without_a_reason_says_nothing_about_tolerance() -> None:
-    """A first-line DMT stopped for no recorded reason leaves first_line_dmt unknown."""
+    """Interferon stopped for no recorded reason leaves its class, and so the whole, unknown."""
     bundle = load("rrms-interferon-intolerant")
     del resource(bundle, "ifn-1")["statusReason"]
-    assert patient_from_fhir(bundle, as_of=AS_OF).patient.first_line_dmt is None
+    p = patient_from_fhir(bundle, as_of=AS_OF).patient
+    assert p.first_line_by_class == FirstLineByClass(glatiramer_acetate="not_tolerated")
+    assert first_line_as_a_whole(p) is None
 
 
 def test_contained_medication_is_matched_by_ingredient() -> None:
@@ -225,11 +284,10 @@ def test_contained_medication_is_matched_by_ingredient() -> None:
     ]
     statement["medicationReference"] = {"reference": "#med1"}
     mapping = patient_from_fhir(bundle, as_of=AS_OF)
-    assert mapping.patient.first_line_dmt == "not_tolerated"
-    assert mapping.sources["first_line_dmt"] == (
-        "MedicationStatement/ga-1",
-        "MedicationStatement/ifn-1",
+    assert mapping.patient.first_line_by_class == FirstLineByClass(
+        interferon_beta="not_tolerated", glatiramer_acetate="not_tolerated"
     )
+    assert mapping.sources["first_line_by_class.interferon_beta"] == ("MedicationStatement/ifn-1",)
 
 
 def test_iv_steroids_without_relapse_are_noted_not_used() -> None:
@@ -278,7 +336,7 @@ def test_prefetch_dictionary_with_nulls_and_operation_outcome_is_read() -> None:
     prefetch["observations"] = None
     prefetch["allergies"] = {"resourceType": "OperationOutcome", "issue": []}
     p = patient_from_fhir(prefetch, as_of=AS_OF).patient
-    assert (p.ms_phenotype, p.first_line_dmt) == ("RRMS", "not_tolerated")
+    assert (p.ms_phenotype, first_line_as_a_whole(p)) == ("RRMS", "not_tolerated")
 
 
 def test_single_resource_input_is_accepted() -> None:

@@ -1,4 +1,5 @@
-"""The MS course from a whole record: natural history, conflicts, no silent drop, not MS."""
+"""Conditions: the MS course from a whole record (natural history, conflicts, no silent drop,
+not MS) and thrombotic risk factors from active and historical diagnoses."""
 
 from __future__ import annotations
 
@@ -167,3 +168,128 @@ def test_ms_without_a_course_stays_indeterminate(evaluator: Evaluator) -> None:
     """MS on record with no course named is indeterminate (C13a), not not_applicable."""
     result = evaluate_fhir(bundle(condition("ms", *MS_SCT)), evaluator=evaluator, as_of=AS_OF)
     assert (result.tier, result.primary_rule) == (Tier.INDETERMINATE, "C13a")
+
+
+# Thrombotic risk factors (`thromboembolic_risk_factors`, knowledge spec v3).
+DVT_SCT = (SCT, "128053003", "Deep venous thrombosis")
+PE_SCT = (SCT, "59282003", "Pulmonary embolism")
+FVL_CM = (ICD10CM, "D68.51", "Activated protein C resistance")
+
+
+def test_a_resolved_dvt_is_a_risk_factor() -> None:
+    """A deep vein thrombosis resolved years ago sets the list, its status shown, its source
+    kept; the MS course is read as before."""
+    data = bundle(
+        condition("rrms", *RRMS_SCT),
+        condition("dvt", *DVT_SCT, recorded="2015-03-01", clinical="resolved"),
+    )
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.thromboembolic_risk_factors == ("Deep venous thrombosis (resolved)",)
+    assert mapping.sources["thromboembolic_risk_factors"] == ("Condition/dvt",)
+    assert mapping.patient.ms_phenotype == "RRMS"
+
+
+def test_a_refuted_pulmonary_embolism_is_not_a_risk_factor() -> None:
+    """A refuted PE (or one entered in error) leaves the list unknown, never empty."""
+    data = bundle(
+        condition("rrms", *RRMS_SCT),
+        condition("pe", *PE_SCT, verification="refuted"),
+        condition("pe-2", *PE_SCT, verification="entered-in-error"),
+    )
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.thromboembolic_risk_factors is None
+    assert "thromboembolic_risk_factors" not in mapping.sources
+
+
+def test_no_thrombotic_condition_leaves_the_list_unknown() -> None:
+    """Absence of a thrombosis on record is not 'none recorded': the field stays unknown."""
+    mapping = patient_from_fhir(bundle(condition("rrms", *RRMS_SCT)), as_of=AS_OF)
+    assert mapping.patient.thromboembolic_risk_factors is None
+
+
+def test_risk_factors_are_listed_once_in_a_fixed_order() -> None:
+    """Two active DVT records, a PE in remission and factor V Leiden (ICD-10-CM): one readable
+    name each, alphabetical, duplicates merged; every source kept."""
+    data = bundle(
+        condition("rrms", *RRMS_SCT),
+        condition("pe", *PE_SCT, clinical="remission"),
+        condition("dvt-2", ICD10CM, "I82.402", "Acute DVT left leg"),
+        condition("fvl", *FVL_CM),
+        condition("dvt-1", *DVT_SCT),
+        condition("dvt-3", *DVT_SCT, clinical="recurrence"),
+    )
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.thromboembolic_risk_factors == (
+        "Activated protein C resistance",
+        "Acute embolism and thrombosis of unspecified deep veins of left lower extremity",
+        "Deep venous thrombosis",
+        "Pulmonary embolism (in remission)",
+    )
+    assert mapping.sources["thromboembolic_risk_factors"] == (
+        "Condition/dvt-1",
+        "Condition/dvt-2",
+        "Condition/dvt-3",
+        "Condition/fvl",
+        "Condition/pe",
+    )
+
+
+def test_a_provisional_thrombosis_is_noted_not_used() -> None:
+    """A suspected (provisional) DVT is not a recorded risk factor: noted, the list unknown."""
+    data = bundle(
+        condition("rrms", *RRMS_SCT), condition("dvt", *DVT_SCT, verification="provisional")
+    )
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.thromboembolic_risk_factors is None
+    assert (
+        "Condition/dvt: thrombotic risk factor with verificationStatus provisional; not used"
+        in mapping.notes
+    )
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "display"),
+    [
+        (ICD10GM, "I80.28", "Thrombose, Phlebitis und Thrombophlebitis sonstiger tiefer Gefaesse"),
+        (
+            ICD10CM,
+            "I82.4Z2",
+            "Acute embolism and thrombosis of unspecified deep veins of left distal",
+        ),
+        (SCT, "1234567", "Deep vein thrombosis of calf (disorder)"),
+        (SCT, "7654321", "Hereditary thrombophilia due to factor V Leiden"),
+    ],
+)
+def test_a_thrombotic_code_not_in_the_tables_is_reported(
+    system: str, code: str, display: str
+) -> None:
+    """A code that looks thrombotic but is not in the tables is reported as unmapped and not
+    used: the list stays unknown."""
+    data = bundle(condition("rrms", *RRMS_SCT), condition("vt", system, code, display))
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.thromboembolic_risk_factors is None
+    assert [u for u in mapping.unmapped if u.startswith("Condition/vt:")] == [
+        f"Condition/vt: {system}|{code} looks like venous thromboembolism or a thrombophilia "
+        "but is not in the code tables; not used as a risk factor"
+    ]
+
+
+@pytest.mark.parametrize(
+    "display", ["Family history of deep vein thrombosis", "Suspected pulmonary embolism"]
+)
+def test_a_family_history_or_suspicion_is_not_reported(display: str) -> None:
+    """SNOMED CT concepts about relatives or suspicions are neither used nor reported."""
+    data = bundle(condition("rrms", *RRMS_SCT), condition("fh", SCT, "1111111", display))
+    mapping = patient_from_fhir(data, as_of=AS_OF)
+    assert mapping.patient.thromboembolic_risk_factors is None
+    assert not any(u.startswith("Condition/fh:") for u in mapping.unmapped)
+
+
+def test_a_mapped_code_beside_an_unmapped_one_is_used() -> None:
+    """A Condition coded in SNOMED CT (in the tables) and ICD-10-GM (not): the SNOMED CT code
+    counts and nothing is reported."""
+    dvt = condition("dvt", *DVT_SCT)
+    dvt["code"]["coding"].append({"system": ICD10GM, "code": "I80.28"})
+    mapping = patient_from_fhir(bundle(condition("rrms", *RRMS_SCT), dvt), as_of=AS_OF)
+    assert mapping.patient.thromboembolic_risk_factors == ("Deep venous thrombosis",)
+    assert mapping.unmapped == ()

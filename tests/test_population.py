@@ -237,6 +237,104 @@ def test_parsing_only_what_is_read_maps_the_same(export: tuple[Path, Export]) ->
         assert cut == whole
 
 
+FIXTURES = Path(__file__).parent / "fixtures" / "fhir"
+
+
+def _thrombotic_and_ivig_chart() -> dict[str, Any]:
+    """The v3 fixture plus what only the projection could lose: an unmapped thrombotic code, an
+    IVIG order whose end is in `dispenseRequest`, and one ended by its dosage period."""
+    bundle: dict[str, Any] = json.loads((FIXTURES / "rrms-vte-history-on-ivig.json").read_text())
+    subject = {"reference": "Patient/rrms-vte"}
+    atc = {"coding": [{"system": "http://www.whocc.no/atc", "code": "J06BA02"}]}
+    extra = [
+        {
+            "resourceType": "Condition",
+            "id": "calf-dvt",
+            "code": {
+                "coding": [
+                    {
+                        "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                        "code": "I82.4Z2",
+                        "display": "Acute DVT of left distal lower extremity",
+                    }
+                ]
+            },
+            "subject": subject,
+            "recordedDate": "2024-05-02",
+        },
+        {
+            "resourceType": "MedicationRequest",
+            "id": "o-valid",
+            "status": "active",
+            "intent": "order",
+            "medicationCodeableConcept": atc,
+            "subject": subject,
+            "authoredOn": "2026-03-01",
+            "dispenseRequest": {"validityPeriod": {"end": "2026-04-30"}},
+        },
+        {
+            "resourceType": "MedicationRequest",
+            "id": "o-bounds",
+            "status": "active",
+            "intent": "plan",
+            "medicationCodeableConcept": atc,
+            "subject": subject,
+            "authoredOn": "2026-02-01",
+            "dosageInstruction": [
+                {"timing": {"repeat": {"boundsPeriod": {"end": "2026-05-15"}}}, "text": "q4w"}
+            ],
+        },
+    ]
+    bundle["entry"] += [{"resource": r} for r in extra]
+    return bundle
+
+
+@pytest.mark.parametrize("day", [dt.date(2026, 5, 20), dt.date(2026, 11, 22), dt.date(2027, 3, 1)])
+def test_the_v3_fields_survive_the_projection(day: dt.date) -> None:
+    """Thrombotic risk factors, unmapped thrombotic codes, first-line classes and IVIG use (from
+    administrations and from order end dates) map the same whole and projected."""
+    bundles = [json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*.json"))]
+    for bundle in [*bundles, _thrombotic_and_ivig_chart()]:
+        whole = patient_from_fhir(bundle, as_of=day)
+        entries = [e["resource"] for e in bundle["entry"]]
+        cut = patient_from_resources(
+            [r for e in entries for r in resources_of(project(e))], as_of=day
+        )
+        assert cut == whole, bundle.get("id")
+    chart = patient_from_fhir(_thrombotic_and_ivig_chart(), as_of=dt.date(2026, 5, 20))
+    assert chart.patient.ivig_in_use is True
+    assert chart.sources["ivig_in_use"] == (
+        "MedicationRequest/o-bounds",
+        "MedicationRequest/o-valid",
+    )
+    assert any(u.startswith("Condition/calf-dvt:") for u in chart.unmapped)
+
+
+def test_population_results_match_the_adapter_for_the_v3_fields(tmp_path: Path) -> None:
+    """An export of one chart (Medication shared, Conditions of other kinds beside it): its
+    results line carries the adapter's notes and unmapped codes, and each IVIG dose is judged."""
+    bundle = _thrombotic_and_ivig_chart()
+    export = tmp_path / "export"
+    export.mkdir()
+    resources = [e["resource"] for e in bundle["entry"]]
+    for kind in sorted({r["resourceType"] for r in resources}):
+        lines = [json.dumps(r) for r in resources if r["resourceType"] == kind]
+        (export / f"{kind}.ndjson").write_text("\n".join(lines) + "\n")
+    day = dt.date(2026, 11, 22)
+    run_population(export, tmp_path / "out", as_of=day)
+    (result,) = _lines(tmp_path / "out" / "results.ndjson")
+    mapping = patient_from_fhir(bundle, as_of=day)
+    assert mapping.patient.ivig_in_use is True
+    assert (result["notes"], result["unmapped"]) == (list(mapping.notes), list(mapping.unmapped))
+    assert [(d["resource"], d["date"]) for d in result["ivig"]] == [  # a plan is not a dose
+        ("MedicationRequest/ivig-order-2025", "2025-01-10"),
+        ("MedicationRequest/o-valid", "2026-03-01"),
+        ("MedicationAdministration/ivig-2026-09-13", "2026-09-13"),
+        ("MedicationAdministration/ivig-2026-11-01", "2026-11-01"),
+    ]
+    assert all(d["tier"] is not None for d in result["ivig"])
+
+
 def test_spark_missing_says_how_to_install_it(
     export: tuple[Path, Export], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 from ivig_cds import KnowledgeBaseError
 from ivig_cds._record_windows import load_record_windows
 from ivig_cds.cli import app
+from ivig_cds.fhir import patient_from_fhir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,6 +25,7 @@ def test_shipped_windows_give_every_figure_a_reason() -> None:
         ("not_pregnant", 4),
         ("breastfeeding", 26),
         ("postpartum", 104),
+        ("ivig_in_use", 8),
     ]
 
 
@@ -35,6 +38,7 @@ def test_a_bad_windows_file_fails_with_its_line_and_column(tmp_path: Path) -> No
         "  not_pregnant: {weeks: 400, reason: A negative answer ages within a cycle.}\n"
         "  breastfeeding: {weeks: 26, reason: Breastfeeding status changes over months.}\n"
         "  postpartm: {weeks: 104, reason: The rules bound the postpartum period.}\n"
+        "  ivig_in_use: {weeks: 8, reason: The knowledge spec's eight weeks of IVIG use.}\n"
     )
     with pytest.raises(KnowledgeBaseError) as caught:
         load_record_windows(path)
@@ -56,6 +60,7 @@ def test_rules_windows_lists_each_window_with_its_reason() -> None:
         ["not_pregnant", "4"],
         ["breastfeeding", "26"],
         ["postpartum", "104"],
+        ["ivig_in_use", "8"],
     ]
     assert lines[2][2].startswith("A negative answer can stop being true within one menstrual")
 
@@ -72,3 +77,42 @@ def test_validate_reports_a_broken_windows_file(tmp_path: Path) -> None:
     path = rules / "record-windows.yaml"
     assert f"{path}:4:1: windows.postpartum: required field is missing" in result.output
     assert f"{path}:22:3: windows.postpartum_: unknown field" in result.output
+
+
+def test_a_windows_file_without_the_ivig_window_is_refused(tmp_path: Path) -> None:
+    """The ivig_in_use window is knowledge-base data like the others: leaving it out fails,
+    located at the windows key."""
+    text = (REPO / "rules" / "record-windows.yaml").read_text()
+    path = tmp_path / "record-windows.yaml"
+    path.write_text(text[: text.index("  ivig_in_use:")])
+    with pytest.raises(KnowledgeBaseError) as caught:
+        load_record_windows(path)
+    assert [str(i).removeprefix(str(path)) for i in caught.value.issues] == [
+        ":4:1: windows.ivig_in_use: required field is missing"
+    ]
+
+
+def test_the_adapter_reads_the_ivig_window_from_the_knowledge_base() -> None:
+    """A knowledge base with a 2-week IVIG window makes a dose 3 weeks back not in use."""
+    windows = load_record_windows(REPO / "rules" / "record-windows.yaml")
+    shorter = windows.model_copy(
+        update={"ivig_in_use": windows.ivig_in_use.model_copy(update={"weeks": 2})}
+    )
+    given = {
+        "resourceType": "MedicationAdministration",
+        "id": "a1",
+        "status": "completed",
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.whocc.no/atc", "code": "J06BA02"}]
+        },
+        "subject": {"reference": "Patient/p"},
+        "effectiveDateTime": "2026-11-01",
+    }
+    day = dt.date(2026, 11, 22)
+    assert patient_from_fhir(given, as_of=day).patient.ivig_in_use is True
+    mapping = patient_from_fhir(given, as_of=day, windows=shorter)
+    assert mapping.patient.ivig_in_use is None
+    assert (
+        "MedicationAdministration/a1: IVIG last given on 2026-11-01 (over 2 weeks before "
+        "2026-11-22); not counted as in use"
+    ) in mapping.notes

@@ -38,6 +38,9 @@ class RecordWindows(BaseModel):
     not_pregnant: Window = Field(description="A 'not pregnant' answer counts this long.")
     breastfeeding: Window = Field(description="A breastfeeding answer counts this long.")
     postpartum: Window = Field(description="Weeks since a delivery are reported this long.")
+    ivig_in_use: Window = Field(
+        description="IVIG given (or an order for it ended) this recently counts as IVIG in use."
+    )
 
     def rows(self) -> list[tuple[str, Window]]:
         """(name, window) in file order, for display."""

@@ -1,9 +1,10 @@
 """The FHIR R4 adapter: EHR records in, a `PatientContext` (and its provenance) out.
 
 Parsing (`_parse`) reads FHIR JSON with the `fhir.resources.R4B` models; the mapping
-(`_mapping`) runs one reader per part of the record (`_conditions`, `_medications`,
-`_observations`) over the code tables (`_codes`, data in `codes/*.yaml`); `_orders` reads CDS
-Hooks draft orders leniently. The rest of the package uses only the names below.
+(`_mapping`) runs one reader per part of the record (`_conditions`, `_thrombosis`,
+`_medications`, `_ivig_use`, `_observations`) over the code tables (`_codes`, data in
+`codes/*.yaml`); `_orders` reads CDS Hooks draft orders leniently. The rest of the package
+uses only the names below.
 """
 
 from ivig_cds.fhir._codes import (

@@ -23,6 +23,7 @@ from ivig_cds._yaml import YamlProblem, parse_yaml
 GROUP_VALUES: Mapping[str, frozenset[str]] = {
     "ms_diagnosis": frozenset({"CIS", "RRMS", "SPMS", "PPMS", "unspecified"}),
     "ms_relapse": frozenset({"relapse"}),
+    "thromboembolic_risk": frozenset({"venous_thromboembolism", "thrombophilia"}),
     "observation_kind": frozenset({"pregnancy_status", "breastfeeding", "edss", "due_date"}),
     "pregnancy_answer": frozenset({"pregnant", "not_pregnant", "unknown"}),
     "breastfeeding_answer": frozenset({"yes", "no"}),

@@ -23,10 +23,12 @@ from ivig_cds._recommendation import Recommendation
 from ivig_cds._record_windows import RecordWindows
 from ivig_cds.fhir._codes import CodeTables, default_code_tables
 from ivig_cds.fhir._conditions import read_conditions
+from ivig_cds.fhir._ivig_use import read_ivig_use
 from ivig_cds.fhir._medications import read_medications
 from ivig_cds.fhir._observations import read_edss, read_pregnancy_and_lactation
 from ivig_cds.fhir._parse import FhirDataError, ref, resources_of, short
 from ivig_cds.fhir._record import FhirConflict, Record
+from ivig_cds.fhir._thrombosis import read_thrombotic_risk
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,8 @@ class FhirMapping:
         conflicts: disagreements between resources; each leaves its field unknown.
         notes: resources that were read but deliberately not used, and why.
         unmapped: relevant resources whose codes are not in the code tables.
-        sources: for each field that was set, the resources that set it.
+        sources: for each field that was set, the resources that set it; for
+            `first_line_by_class` also per class (`first_line_by_class.interferon_beta`...).
         ms_on_record: a current, confirmed MS-family diagnosis (any course, or none named, or
             a code the tables do not know) is recorded. Without any MS-family code,
             `patient.ms_phenotype` is `not_ms` ("no MS diagnosis on record").
@@ -95,7 +98,9 @@ def patient_from_resources(
     record = Record(resources, as_of or dt.date.today(), codes or default_code_tables(), windows)
     patient = _read_patient(record)
     read_conditions(record)
+    read_thrombotic_risk(record)
     read_medications(record)
+    read_ivig_use(record)
     read_pregnancy_and_lactation(record)
     read_edss(record)
     if patient is not None and patient.id:

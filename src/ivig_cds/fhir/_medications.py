@@ -1,10 +1,11 @@
-"""Medications and allergies: first-line therapy as a whole, later therapies, IV steroids.
+"""Medications and allergies: first-line therapy per class, later therapies, IV steroids.
 
-`first_line_dmt` describes approved first-line therapy as a whole, judged per class
-(knowledge spec v2): interferon beta (any product) and glatiramer acetate. One class stopped
-for intolerance while the other was never tried is not "first-line therapy not tolerated":
-the field is set only when the two classes together settle it, and otherwise left unknown
-with a note naming the class that is unaccounted for.
+Approved first-line therapy is two classes (knowledge spec v3): interferon-beta (any product)
+and glatiramer acetate. Each is judged on its own and passed on as `first_line_by_class`:
+suitable while in use, its exclusion reason when stopped for one (or recorded as an allergy or
+intolerance), unknown when never recorded or stopped without a reason. The adapter never sets
+`first_line_dmt`: the core derives first-line therapy as a whole from the classes, so one class
+stopped for intolerance while the other was never tried leaves the whole unknown (noted).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from fhir.resources.R4B.medicationstatement import MedicationStatement
 from ivig_cds.fhir._parse import ref
 from ivig_cds.fhir._record import Record, code_in
 
-_CLASSES = {"interferon_beta": "interferon beta", "glatiramer_acetate": "glatiramer acetate"}
+_CLASSES = {"interferon_beta": "interferon-beta", "glatiramer_acetate": "glatiramer acetate"}
 _ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 _ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 _STOPPED = ("stopped", "completed", "cancelled", "on-hold")
-# When the two classes were excluded for different reasons, the value whose finding is the
-# more cautious stands (C02b, ineffective, has the lower certainty).
+# When a class has two exclusion reasons, the value whose finding is the more cautious stands
+# (C02b, ineffective, has the lower certainty); the core orders the classes' reasons the same
+# way when it derives the whole.
 _REASON_ORDER = ("ineffective", "not_tolerated")
 
 
@@ -39,7 +41,7 @@ class _Class:
 
 
 def read_medications(record: Record) -> None:
-    """Set `first_line_dmt`, `other_dmt_in_use` and `on_iv_methylprednisolone`."""
+    """Set `first_line_by_class`, `other_dmt_in_use` and `on_iv_methylprednisolone`."""
     classes = {name: _Class() for name in _CLASSES}
     other_dmt: list[str] = []
     iv_steroid: list[str] = []
@@ -112,50 +114,53 @@ def _count_use(seen: _Class, name: str, status: object, stop: set[str]) -> None:
 
 
 def _first_line(record: Record, classes: dict[str, _Class]) -> None:
-    """Judge each class, then first-line therapy as a whole (spec v2)."""
-    usable: list[str] = []
-    excluded: dict[str, str] = {}  # class -> reason
-    refs: list[str] = []
-    open_classes: list[str] = []
+    """Judge each class on its own and pass the classes on (`first_line_by_class`); the core
+    derives first-line therapy as a whole from them (knowledge spec v3)."""
+    by_class: dict[str, str] = {}
+    refs: dict[str, list[str]] = {}
     for drug, seen in classes.items():
-        label = _CLASSES[drug]
         reasons = sorted(seen.excluded, key=_REASON_ORDER.index)
         if reasons:
-            reason = reasons[0]
-            excluded[drug] = reason
-            refs.extend(r for rs in seen.excluded.values() for r in rs)
+            by_class[drug] = reasons[0]
+            refs[drug] = [r for rs in seen.excluded.values() for r in rs]
+            if len(reasons) > 1:
+                record.notes.append(
+                    f"{_CLASSES[drug]} is recorded both {' and '.join(map(_words, reasons))} "
+                    f"({', '.join(sorted(set(refs[drug])))}); counted as {_words(reasons[0])}, "
+                    "the more cautious finding"
+                )
             if seen.active:
                 record.notes.append(
-                    f"{', '.join(sorted(seen.active))}: {label} is active although "
-                    f"{', '.join(sorted({r for rs in seen.excluded.values() for r in rs}))} "
-                    f"records it {_words(reason)}; counted as {_words(reason)}"
+                    f"{', '.join(sorted(seen.active))}: {_CLASSES[drug]} is active although "
+                    f"{', '.join(sorted(set(refs[drug])))} records it {_words(reasons[0])}; "
+                    f"counted as {_words(reasons[0])}"
                 )
         elif seen.active:
-            usable.extend(seen.active)
-        else:
-            open_classes.append(drug)
-    if usable:
-        record.set("first_line_dmt", "suitable", usable)
-        return
-    if not excluded:
+            by_class[drug] = "suitable"
+            refs[drug] = seen.active
+    if not by_class:
         return  # nothing on record about first-line therapy
-    if not open_classes:
-        values = sorted(set(excluded.values()), key=_REASON_ORDER.index)
-        record.set("first_line_dmt", values[0], refs)
-        if len(values) > 1:
-            described = "; ".join(f"{_CLASSES[d]} {_words(r)}" for d, r in sorted(excluded.items()))
-            record.notes.append(
-                f"first_line_dmt {values[0]}: both first-line classes are excluded ({described}); "
-                f"the more cautious value is used"
-            )
+    record.set("first_line_by_class", by_class, [r for rs in refs.values() for r in rs])
+    for drug, sources in refs.items():
+        record.sources[f"first_line_by_class.{drug}"] = tuple(sorted(set(sources)))
+    if "suitable" in by_class.values():
         return
-    described = "; ".join(f"{_CLASSES[d]} {_words(r)}" for d, r in sorted(excluded.items()))
-    missing = " and ".join(_CLASSES[d] for d in open_classes)
-    record.notes.append(
-        f"first_line_dmt left unknown: {described} ({', '.join(sorted(set(refs)))}), but "
-        f"{missing} is unaccounted for (never recorded, or stopped without a reason); "
-        "first-line therapy as a whole is judged over both classes"
-    )
+    described = "; ".join(f"{_CLASSES[d]} {_words(r)}" for d, r in sorted(by_class.items()))
+    open_classes = [_CLASSES[d] for d in classes if d not in by_class]
+    if open_classes:
+        record.notes.append(
+            f"first-line therapy as a whole left unknown: {described} "
+            f"({', '.join(sorted({r for rs in refs.values() for r in rs}))}), but "
+            f"{' and '.join(open_classes)} is unaccounted for (never recorded, or stopped "
+            "without a reason); the whole is judged over both classes"
+        )
+    elif len(set(by_class.values())) > 1:
+        whole = sorted(set(by_class.values()), key=_REASON_ORDER.index)[0]
+        record.notes.append(
+            f"first-line therapy as a whole counts as {_words(whole)}: both classes are "
+            f"excluded for different reasons ({described}), and the more cautious finding "
+            "is used"
+        )
 
 
 def _words(reason: str) -> str:

@@ -4,14 +4,15 @@ others are cut down to the fields the readers use.
 Validating a whole resource with the R4B models is most of the adapter's cost per resource
 (narratives, identifiers, encounters, notes, extensions...), and none of that is read. A bulk
 export maps millions of resources, so it validates only the top-level fields below: the ones
-the readers (`_conditions`, `_medications`, `_observations`, `_mapping`, `_record`) touch, plus
-those the models require. The mapping result is the same (a test maps every example and a
-generated population both ways); problems in fields that are never read go unreported.
+the readers (`_conditions`, `_thrombosis`, `_medications`, `_ivig_use`, `_observations`,
+`_mapping`, `_record`) touch, plus those the models require. The mapping result is the same
+(a test maps every example and a generated population both ways); problems in fields that are
+never read go unreported.
 
 Most of a chart (vital signs, comorbidities, other drugs) carries no code of the tables and no
-MS-family code: the mapping reads past such a resource without using it, so `for_mapping`
-does not validate it at all (a Condition stays, as an empty stand-in: "no MS on record" counts
-the Conditions read).
+MS-family or thrombotic-family code: the mapping reads past such a resource without using it,
+so `for_mapping` does not validate it at all (a Condition stays, as an empty stand-in: "no MS
+on record" counts the Conditions read).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from fhir.resources.R4B.resource import Resource
 from ivig_cds.fhir._codes import GROUP_VALUES, CodeTables, default_code_tables
 from ivig_cds.fhir._conditions import names_ms_family
 from ivig_cds.fhir._parse import resources_of
+from ivig_cds.fhir._thrombosis import names_thrombotic_family
 
 _ALWAYS = ("resourceType", "id", "contained", "subject", "patient")  # `contained`: Record
 _MEDICATION = ("status", "medicationCodeableConcept", "medicationReference", "statusReason")
@@ -43,7 +45,13 @@ READ_FIELDS: Mapping[str, frozenset[str]] = {
             "abatementAge",
         ),
         "MedicationStatement": (*_MEDICATION, "dosage", "effectiveDateTime", "effectivePeriod"),
-        "MedicationRequest": (*_MEDICATION, "intent", "dosageInstruction", "authoredOn"),
+        "MedicationRequest": (
+            *_MEDICATION,
+            "intent",
+            "dosageInstruction",
+            "authoredOn",
+            "dispenseRequest",
+        ),
         "MedicationAdministration": (*_MEDICATION, "effectiveDateTime", "effectivePeriod"),
         "AllergyIntolerance": ("code", "clinicalStatus", "verificationStatus", "reaction"),
         "Observation": (
@@ -76,8 +84,8 @@ def for_mapping(raw: Mapping[str, Any], codes: CodeTables | None = None) -> Reso
     """`raw` parsed for `patient_from_resources`, or None when the mapping would not use it.
 
     A resource is parsed (its read fields, see `project`) when any coding in it is in the code
-    tables or names the MS family, when it refers to or contains a Medication, or when it is a
-    Patient; a Condition that is not is an empty stand-in with its id.
+    tables or names the MS or thrombotic family, when it refers to or contains a Medication, or
+    when it is a Patient; a Condition that is not is an empty stand-in with its id.
 
     Raises:
         FhirDataError: a resource the mapping reads is not valid FHIR R4.
@@ -101,8 +109,11 @@ def _readable(raw: Mapping[str, Any], codes: CodeTables) -> bool:
         if not isinstance(system, str | None) or not isinstance(code, str | None):
             return True  # malformed: parse it, so that the problem is reported
         display = coding.get("display")
-        if any(codes.lookup(g, system, code) for g in GROUP_VALUES) or names_ms_family(
-            system, code, display if isinstance(display, str) else None
+        text = display if isinstance(display, str) else None
+        if (
+            any(codes.lookup(g, system, code) for g in GROUP_VALUES)
+            or names_ms_family(system, code, text)
+            or names_thrombotic_family(system, code, text)
         ):
             return True
     return False
