@@ -6,8 +6,16 @@ import uuid
 
 import pytest
 
-from ivig_cds import Evaluator, Tier
-from ivig_cds.service.cards import EXTENSION_KEY, OVERRIDE_SYSTEM, card_for, indicator_for
+from ivig_cds import Evaluator, Recommendation, Tier
+from ivig_cds.service.cards import (
+    _TIER_WORDS,
+    EXTENSION_KEY,
+    OVERRIDE_SYSTEM,
+    SUMMARY_LIMIT,
+    card_for,
+    card_summary,
+    indicator_for,
+)
 
 PATIENTS = {
     "second_line": {"ms_phenotype": "RRMS", "first_line_dmt": "not_tolerated"},
@@ -15,6 +23,11 @@ PATIENTS = {
     "insufficient_evidence": {"ms_phenotype": "PPMS"},
     "not_recommended": {"ms_phenotype": "SPMS"},
     "indeterminate": {},
+    "outside_evidence": {
+        "ms_phenotype": "RRMS",
+        "first_line_dmt": "not_tolerated",
+        "age_years": 15,
+    },
     "not_applicable": {"ms_phenotype": "not_ms"},
 }
 
@@ -30,6 +43,8 @@ PATIENTS = {
         (Tier.INSUFFICIENT_EVIDENCE, False, "info"),
         (Tier.INSUFFICIENT_EVIDENCE, True, "warning"),
         (Tier.INDETERMINATE, True, "info"),
+        (Tier.OUTSIDE_EVIDENCE, False, "info"),
+        (Tier.OUTSIDE_EVIDENCE, True, "info"),
     ],
 )
 def test_indicator_follows_tier_and_hook(tier: Tier, ordering: bool, indicator: str) -> None:
@@ -90,7 +105,11 @@ def test_indeterminate_card_says_what_is_missing_and_offers_no_override(
         evaluator.evaluate(PATIENTS["indeterminate"]), service_id="s", hook_instance="h"
     )
     assert card is not None
-    assert "**Missing data that would decide or could change this:** ms phenotype" in card["detail"]
+    assert (
+        "**What would change or settle this answer:**\n"
+        "- What is the MS course (CIS, RRMS, SPMS, PPMS, or no MS)?"
+    ) in card["detail"]
+    assert "ms_phenotype" not in card["detail"]
     assert "overrideReasons" not in card
     assert card["source"]["label"].startswith("IVIG-CDS knowledge base ")
 
@@ -174,3 +193,92 @@ def test_knowledge_base_v2_reaches_the_card(
     if primary == "C03b":
         assert "review the diagnosis" in card["summary"]
         assert "**Certainty of evidence:** very low." in card["detail"]
+
+
+# Knowledge base 3.0.0: the new tier, IVIG already being given, and the card in plain words.
+
+
+def test_every_tier_has_card_words() -> None:
+    """No tier reaches a card without words, and the dated tiers say how old the evidence is."""
+    assert set(_TIER_WORDS) == set(Tier)
+    for tier in (Tier.SECOND_LINE, Tier.NOT_FIRST_LINE):
+        assert "(2002-2008 evidence)" in _TIER_WORDS[tier]
+
+
+def test_outside_evidence_informs_and_offers_no_override(evaluator: Evaluator) -> None:
+    """A child: an info card (even on an order), the adult findings for information only, and
+    no override reasons, since the card advises nothing to act against."""
+    rec = evaluator.evaluate(PATIENTS["outside_evidence"])
+    card = card_for(rec, service_id="s", hook_instance="h", ordering=True)
+    assert card is not None
+    assert card["indicator"] == "info"
+    assert "overrideReasons" not in card
+    assert (
+        "**IVIG: outside the evidence (the sources do not address this patient)**"
+        in (card["detail"])
+    )
+    assert "**For information: would apply to an adult**\n- " in card["detail"]
+    assert card["extension"][EXTENSION_KEY]["tier"] == "outside_evidence"
+
+
+def test_caution_notes_appear_under_their_caution(evaluator: Evaluator) -> None:
+    """K1's note names the recorded risk factor, beneath K1 in the card's detail."""
+    rec = evaluator.evaluate(
+        {**PATIENTS["second_line"], "thromboembolic_risk_factors": ["immobility"]}
+    )
+    k1 = next(c for c in rec.cautions if c.rule_id == "K1")
+    card = card_for(rec, service_id="s", hook_instance="h")
+    assert card is not None
+    assert f"- **{k1.title}:** {k1.text}\n  - {k1.notes[0]}" in card["detail"]
+
+
+IVIG_GIVEN = [
+    ({"ms_phenotype": "RRMS", "first_line_dmt": "not_tolerated", "ivig_in_use": True}, "K12a"),
+    ({"ms_phenotype": "SPMS", "ivig_in_use": True}, "K12b"),
+    ({"ms_phenotype": "RRMS", "age_years": 15, "ivig_in_use": True}, "K12c"),
+]
+
+
+@pytest.mark.parametrize(("patient", "caution"), IVIG_GIVEN)
+def test_ivig_already_given_leads_the_card(
+    evaluator: Evaluator, patient: dict[str, object], caution: str
+) -> None:
+    """The summary starts "On IVIG:" and the detail opens with the K12 caution."""
+    rec = evaluator.evaluate(patient)
+    given = next(c for c in rec.cautions if c.rule_id.startswith("K12"))
+    assert given.rule_id == caution
+    card = card_for(rec, service_id="s", hook_instance="h")
+    assert card is not None
+    assert card["summary"].startswith("On IVIG: ")
+    assert len(card["summary"]) < SUMMARY_LIMIT
+    assert card["detail"].startswith(f"- **{given.title}:** {given.text}")
+    assert card["detail"].count(f"**{given.title}:**") == 1
+
+
+def _with_summary(rec: Recommendation, summary: str, *, in_use: bool) -> Recommendation:
+    cautions = tuple(c for c in rec.cautions if not c.rule_id.startswith("K12"))
+    if in_use:
+        cautions += (cautions[0].model_copy(update={"rule_id": "K12a"}),)
+    return rec.model_copy(update={"summary": summary, "cautions": cautions})
+
+
+@pytest.mark.parametrize("in_use", [False, True])
+def test_a_long_dated_summary_keeps_its_lead_and_its_date(
+    evaluator: Evaluator, in_use: bool
+) -> None:
+    """Cut to fit 140 characters, a second_line summary keeps "On IVIG:" and "2002-2008"."""
+    rec = evaluator.evaluate(PATIENTS["second_line"])
+    long = "RRMS, first-line therapy not tolerated: " + "x" * 110 + " (2002-2008 evidence)."
+    summary = card_summary(_with_summary(rec, long, in_use=in_use))
+    assert len(summary) < SUMMARY_LIMIT
+    assert summary.endswith("… (2002-2008 evidence)")
+    assert summary.startswith("On IVIG: RRMS") is in_use
+
+
+def test_an_undated_summary_of_a_dated_tier_gets_the_date(evaluator: Evaluator) -> None:
+    """A not_first_line summary that does not say how old its evidence is gets the date added."""
+    rec = evaluator.evaluate(PATIENTS["not_first_line"])
+    summary = card_summary(_with_summary(rec, "RRMS: first-line therapy came first.", in_use=False))
+    assert summary == "RRMS: first-line therapy came first. (2002-2008 evidence)"
+    spms = evaluator.evaluate(PATIENTS["not_recommended"])
+    assert card_summary(spms) == spms.summary  # other tiers are not dated

@@ -13,6 +13,7 @@ from ivig_cds._vocabulary import TIER_LABELS, TIER_MEANINGS, Tier
 from ivig_cds.cli.patient_files import PatientFileError, Problem
 from ivig_cds.cli.render import (
     DISCLAIMER,
+    TIER_STYLES,
     cite,
     render_json,
     render_json_list,
@@ -52,10 +53,18 @@ def test_every_tier_has_a_label_meaning_and_style() -> None:
 def test_text_shows_tier_question_certainty_and_sources(intolerant: Recommendation) -> None:
     """Plain text has the tier, question (inferred), certainty, citations and cautions."""
     text = text_of(intolerant)
-    assert text.startswith("SECOND-LINE OPTION (second_line)  RRMS, neither interferon-beta")
-    assert "(inferred: the input did not state an intended use)" in text
+    assert text.startswith("SECOND-LINE OPTION (2002-2008 EVIDENCE)  RRMS, neither interferon-beta")
+    assert "second_line" not in text
+    assert (
+        "Question: long-term disease-modifying treatment (inferred: the input did not state the "
+        "question)"
+    ) in text
+    assert (
+        "Decided by: C02a (MS course: RRMS; first-line therapy (interferon-beta, glatiramer "
+        "acetate): not tolerated)"
+    ) in text
     assert f"Certainty: low: {intolerant.certainty.reason}" in text  # type: ignore[union-attr]
-    assert "- Intravenous Immunoglobulin in MS: Promise or Failure? narrative review." in text
+    assert "- Intravenous Immunoglobulin in MS: Promise or Failure? Narrative review." in text
     assert "PMID not shown in the source" in text
     assert "Sources: IVIG for Multiple Sclerosis: Limited Evidence for Efficacy (PMID not" in text
     assert "seed00" not in text
@@ -84,20 +93,34 @@ def test_text_and_markdown_list_secondary_findings(evaluator: Evaluator) -> None
     """Findings that did not set the tier are shown as secondary, with their own question."""
     rec = evaluator.evaluate(RELAPSE)
     assert rec.primary_rule == "C07"
-    assert "  - C01 not_first_line for disease_modifying: " in text_of(rec)
-    assert "- C01 (`not_first_line` for disease_modifying): " in render_markdown(rec)
+    assert (
+        "Other findings (did not set the tier)\n  - C01 Not first line (2002-2008 evidence), "
+        "for long-term disease-modifying treatment: "
+    ) in text_of(rec)
+    assert (
+        "### Other findings (did not set the tier)\n\n- C01 (Not first line (2002-2008 "
+        "evidence), for long-term disease-modifying treatment): "
+    ) in render_markdown(rec)
+    assert (
+        "Decided by: C07 (the relapse is ongoing; MS course: RRMS; on IV methylprednisolone)"
+        in (text_of(rec))
+    )
 
 
 def test_markdown_is_a_clinical_note(intolerant: Recommendation) -> None:
     """Markdown has the result line, numbered references with PMID links and cautions."""
     note = render_markdown(intolerant)
     assert note.startswith("## IVIG in multiple sclerosis\n")
-    assert "- **Result:** **Second-line option** (`second_line`). IVIG may be considered:" in note
+    assert (
+        "- **Result:** **Second-line option (2002-2008 evidence).** IVIG may be considered:" in note
+    )
     assert "1. Sorensen PS, Fazekas F, Lee M. Intravenous immunoglobulin G" in note
     assert "[PMID 12453069](https://pubmed.ncbi.nlm.nih.gov/12453069/)" in note
     assert "- **Dose not established** (K3). No optimal IVIG dose" in note
+    assert "### What would change or settle this answer\n\n- " in note
     assert (
-        "### Missing data\n\nKnowing these could change the answer:\n\n- pregnancy_status" in note
+        "- Is a disease-modifying therapy other than interferon-beta or glatiramer acetate in "
+        in (note)
     )
     assert note.endswith(f"{DISCLAIMER}_\n")
 
@@ -106,7 +129,7 @@ def test_markdown_states_a_question_the_caller_asked(evaluator: Evaluator) -> No
     """An intended use given in the input is reported as stated, not inferred."""
     rec = evaluator.evaluate({"ms_phenotype": "SPMS", "intended_use": "fixed_deficits"})
     assert "(as stated in the input)" in render_markdown(rec)
-    assert "improvement of chronic, stable visual or motor deficits" in render_markdown(rec)
+    assert "improving chronic, stable visual or motor deficits" in render_markdown(rec)
 
 
 def test_json_round_trips_to_the_same_recommendation(intolerant: Recommendation) -> None:
@@ -140,7 +163,7 @@ def test_cite_shortens_long_author_lists(intolerant: Recommendation) -> None:
     assert cite(kalanie) == (
         "Kalanie H, Gharagozli K, Hemmatie A, et al. Interferon-ß-1a and IntraVenous "
         "ImmunoGlobulin Treatment for Multiple Sclerosis in Iran. Eur Neurol 2004. "
-        "single blind randomized, n=80."
+        "Single-blind randomised trial, n=80."
     )
 
 
@@ -150,3 +173,37 @@ def test_no_rendering_adds_a_dose(evaluator: Evaluator) -> None:
     sources = " ".join(c.text for c in rec.cautions) + rec.rationale
     for rendered in (text_of(rec), render_markdown(rec)):
         assert rendered.count("g/kg") == sources.count("g/kg")
+
+
+CHILD = {"ms_phenotype": "RRMS", "first_line_dmt": "not_tolerated", "age_years": 15}
+
+
+def test_every_tier_has_a_style() -> None:
+    """outside_evidence, like every tier, has its own colour at a terminal."""
+    assert set(TIER_STYLES) == set(Tier)
+    assert TIER_STYLES[Tier.OUTSIDE_EVIDENCE] not in {
+        style for tier, style in TIER_STYLES.items() if tier is not Tier.OUTSIDE_EVIDENCE
+    }
+
+
+def test_outside_evidence_lists_the_adult_findings_for_information(evaluator: Evaluator) -> None:
+    """A child: no tier from the sources, and what would apply to an adult, labelled as such."""
+    rec = evaluator.evaluate(CHILD)
+    assert rec.tier is Tier.OUTSIDE_EVIDENCE
+    assert [f.rule_id for f in rec.findings if f.role == "secondary"]
+    text = text_of(rec)
+    assert text.startswith("OUTSIDE THE EVIDENCE  ")
+    assert "For information: would apply to an adult\n  - C02a Second-line option" in text
+    assert "Other findings" not in text
+    note = render_markdown(rec)
+    assert "### For information: would apply to an adult\n\n- C02a (Second-line option" in note
+    assert "\x1b[1;36mOUTSIDE THE EVIDENCE" in text_of(rec, colour=True)
+
+
+def test_caution_notes_follow_their_caution(evaluator: Evaluator) -> None:
+    """What in the record a caution rests on is printed under it, in text and Markdown."""
+    rec = evaluator.evaluate({**INTOLERANT, "thromboembolic_risk_factors": ["immobility"]})
+    k1 = next(c for c in rec.cautions if c.rule_id == "K1")
+    assert k1.notes and "immobility" in k1.notes[0]
+    assert f"Thromboembolic risk: {k1.text}\n      {k1.notes[0]}\n" in text_of(rec)
+    assert f"\n  - {k1.notes[0]}\n" in render_markdown(rec)

@@ -169,8 +169,44 @@ def test_patient_page_shows_missing_data(kb: KnowledgeBase, evaluator: Evaluator
     result = evaluator.evaluate(patient)
     html = patient_page(kb, patient, result)
     assert "pregnancy_status" in result.missing_data
-    assert "Missing data that could change the answer" in html
-    assert "<strong>pregnancy status</strong>" in html
+    assert "What would change or settle this answer" in html
+    assert "<li>Is the patient pregnant, postpartum or neither?</li>" in html
+
+
+def test_patient_page_shows_caution_notes_and_the_deciding_facts(
+    kb: KnowledgeBase, evaluator: Evaluator
+) -> None:
+    """K1's note says which recorded risk factor it rests on; "Decided by" names the facts."""
+    patient = parse_patient(
+        {
+            "ms_phenotype": "RRMS",
+            "first_line_dmt": "not_tolerated",
+            "thromboembolic_risk_factors": ["previous deep vein thrombosis"],
+        }
+    )
+    result = evaluator.evaluate(patient)
+    k1 = next(c for c in result.cautions if c.rule_id == "K1")
+    assert k1.notes
+    html = patient_page(kb, patient, result)
+    for note in k1.notes:
+        assert f"<li>{note}</li>" in html
+    text = " ".join(html.split())
+    assert "Decided by</dt> <dd>C02a (MS course: RRMS; first-line therapy" in text
+
+
+def test_patient_page_of_a_child_lists_adult_findings_for_information(
+    kb: KnowledgeBase, evaluator: Evaluator
+) -> None:
+    """outside_evidence: its own colour, and the findings for an adult under their own heading."""
+    patient = parse_patient(
+        {"ms_phenotype": "RRMS", "first_line_dmt": "not_tolerated", "age_years": 15}
+    )
+    result = evaluator.evaluate(patient)
+    assert result.tier == "outside_evidence"
+    html = patient_page(kb, patient, result)
+    assert "For information: would apply to an adult" in html
+    assert 'class="card for-information"' in html
+    assert "Outside the evidence" in html
 
 
 def test_patient_page_wording_shows_no_internal_identifiers(tmp_path: Path) -> None:

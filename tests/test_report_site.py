@@ -10,14 +10,25 @@ import pytest
 
 from ivig_cds import KnowledgeBase
 from ivig_cds._rules import ConditionSpec
-from ivig_cds._vocabulary import IntendedUse
+from ivig_cds._vocabulary import IntendedUse, Tier
 from ivig_cds.report import write_site
 from ivig_cds.report.flow import question_flow
 from ivig_cds.report.pages import Site, can_carry
-from ivig_cds.report.words import NO_PMID, condition_words, short_work, value_words
+from ivig_cds.report.words import (
+    NO_PMID,
+    TIER_COLOURS,
+    condition_words,
+    short_work,
+    value_words,
+)
 
 SEED_FILE = re.compile(r"[0-9]{3}_[0-9a-f]{16}")
 ENTRY_ID = re.compile(r"\b(pmid-[0-9]+|seed[0-9]{3}-[a-z0-9-]+)\b")
+# What the report may not name: files outside the package, seed numbers, numbered documents.
+OUTSIDE = re.compile(
+    r"shared/|knowledge-spec|source document|\bseeds?\s*(?:#|no\.?\s*)?[0-9]{3}\b|seeds/",
+    re.IGNORECASE,
+)
 
 
 _BLOCKS = frozenset(
@@ -123,6 +134,14 @@ def test_visible_text_has_no_seed_file_names_or_entry_ids(site: Path) -> None:
         assert "no PubMed record" not in text
 
 
+def test_pages_name_no_file_outside_the_package(site: Path) -> None:
+    """No shared/ path, no spec file, no seed number, no "source document N" on any page."""
+    for page in site.rglob("*.html"):
+        html = re.sub(r'href="[^"]*"', "", page.read_text(encoding="utf-8"))  # ids in URLs
+        found = OUTSIDE.search(html)
+        assert found is None, (page.relative_to(site), found)
+
+
 def test_every_internal_link_resolves(site: Path) -> None:
     """Relative links name a written page, and a fragment names an element on it."""
     ids = {page.resolve(): parse(page).ids for page in site.rglob("*.html")}
@@ -161,6 +180,7 @@ def test_index_lets_a_committee_review_the_knowledge_base(kb: KnowledgeBase, sit
         assert f'href="rules/{rule.id}.html"' in html
         assert rule.title in text
     assert "Every question" in text  # C05 answers all three
+    assert f"{len(kb.evidence)} published works, 2002-2008" in text  # not the manifest's paths
     assert "A 'not pregnant' answer counts this long. 4 " in text  # the record windows
     assert 'href="matrix.html"' in html
     assert "@media print" in html
@@ -173,9 +193,9 @@ def test_rule_page_says_everything_a_reviewer_needs(kb: KnowledgeBase, site: Pat
     step = question_flow(kb, IntendedUse.DISEASE_MODIFYING).rule_ids.index("C02a") + 1
     for expected in (
         "MS course is relapsing-remitting MS (RRMS)",
-        "approved first-line therapy (interferon-beta, glatiramer acetate) is not tolerated, "
-        "contraindicated or declined",
-        "Second-line option IVIG may be considered",
+        "first-line therapy (interferon-beta, glatiramer acetate) is not tolerated, "
+        "contraindicated or declined by the patient",
+        "Second-line option (2002-2008 evidence) IVIG may be considered",
         "low: Trials were small with design weaknesses",
         f"step {step} of the long-term disease-modifying treatment flow",
         "K6 Conflicting later evidence",
@@ -190,21 +210,63 @@ def test_rule_page_says_everything_a_reviewer_needs(kb: KnowledgeBase, site: Pat
 def test_rule_page_quotes_its_passages_and_its_clinical_judgement(
     kb: KnowledgeBase, site: Path
 ) -> None:
-    """C10a: every passage quoted, attributed to a numbered source document, and the judgement."""
+    """C10a: every passage quoted and attributed to its work(s) by name, and the judgement."""
     rule = kb.rule("C10a")
     text = visible(site / "rules" / "C10a.html")
     for passage in rule.provenance.passages:
-        assert f"“{passage.quote}”" in text
+        assert re.search(f"“{re.escape(passage.quote)}” From ", text), passage.quote
     assert "Clinical judgement, not from the sources" in text
     assert " ".join((rule.provenance.clinical_judgement or "").split()) in text
-    assert re.search(r"Source document [0-9]", text)
+    assert "Source document" not in text
+
+
+def test_a_passage_is_attributed_to_its_work(kb: KnowledgeBase, site: Path) -> None:
+    """A quote from a document that gives one work names that work: authors, year, title, PMID;
+    a quote from a document of several works the rule cites names each candidate."""
+    text = visible(site / "rules" / "C01.html")
+    assert (
+        "“can presently not be considered as a first-line treatment” From Sorensen et al. 2002, "
+        "Intravenous immunoglobulin G for the treatment of relapsing-remitting multiple "
+        "sclerosis: a meta-analysis (PMID 12453069)"
+    ) in text
+    site_index = Site.of(kb)
+    rule = kb.rule("C07")
+    candidates = [site_index.attribution(rule, p) for p in rule.provenance.passages]
+    assert all(a.works for a in candidates)
+    assert all(
+        set(e.id for e in a.works) <= set(rule.evidence) for a in candidates if not a.settled
+    )
+
+
+def test_unless_groups_read_as_plain_clauses(site: Path) -> None:
+    """C01 (v3): the situations it does not apply in are listed after its conditions."""
+    text = visible(site / "rules" / "C01.html")
+    assert (
+        "Unless one of these holds (then it does not apply): pregnant postpartum, and weeks "
+        "since delivery is at most 12"
+    ) in text
+    index = visible(site / "index.html")
+    assert (
+        "first-line therapy (interferon-beta, glatiramer acetate) is suitable, unless pregnant; "
+        "or postpartum" in index
+    )
+
+
+def test_outside_evidence_has_a_colour_and_a_legend_entry(site: Path) -> None:
+    """The new tier is explained in the legend with its own colour, like every other tier."""
+    html = (site / "index.html").read_text(encoding="utf-8")
+    assert (
+        f'style="--tier: {TIER_COLOURS[Tier.OUTSIDE_EVIDENCE]}">Outside the evidence</span>' in html
+    )
+    assert len(set(TIER_COLOURS.values())) == len(Tier)
 
 
 def test_caution_with_alternative_situations(site: Path) -> None:
     """K1 (any_of): each situation listed; a conclusion page names them in one phrase."""
     text = visible(site / "rules" / "K1.html")
     assert "At least one of these situations:" in text
-    assert "pregnancy status is postpartum, and weeks since delivery is at most 12" in text
+    assert "postpartum, and weeks since delivery is at most 12" in text
+    assert "Shown because of the recorded risk factors: [thromboembolic risk factors]." in text
     assert "Always" not in text
     c02a = visible(site / "rules" / "C02a.html")
     assert "K1 Thromboembolic risk (any of: thromboembolic risk factors: at least one" in c02a
@@ -241,7 +303,9 @@ def test_caution_compatibility(kb: KnowledgeBase) -> None:
     k2 = next(c for c in kb.cautions if c.id == "K2")  # tier second_line
     assert can_carry(by_id["C02a"], k2)
     assert not can_carry(by_id["C05"], k2)
-    assert [c.id for c in site.cautions_for(by_id["C05"])] == ["K1", "K5", "K7", "K8", "K9", "K10"]
+    carried = [c.id for c in site.cautions_for(by_id["C05"])]
+    assert {"K1", "K5", "K7", "K8"} <= set(carried)
+    assert not {"K2", "K3", "K4", "K6"} & set(carried)  # second_line or C02/C03 only
     k8 = next(c for c in kb.cautions if c.id == "K8")  # every tier but not_applicable
     assert not can_carry(by_id["C12"], k8)
 
@@ -258,13 +322,21 @@ def test_condition_and_value_words() -> None:
     )
     assert condition_words("first_line_dmt", spec({"unknown": True})).endswith("is not known")
     assert condition_words("on_iv_methylprednisolone", spec({"unknown": True})) == (
-        "IV methylprednisolone treatment is not known"
+        "IV methylprednisolone for the relapse is not known"
+    )
+    assert condition_words("pregnancy_status", spec({"equals": "not_pregnant"})) == "not pregnant"
+    assert condition_words("age_years", spec({"at_most": 17})) == "age is at most 17 years"
+    assert condition_words("new_lab_value", spec({"equals": "very_high"})) == (
+        "new lab value is very high"
     )
     assert condition_words("thromboembolic_risk_factors", spec({"not_empty": True})) == (
         "thromboembolic risk factors: at least one recorded"
     )
     assert condition_words("tier", spec({"equals": "second_line"})) == (
-        "the result's tier is second-line option"
+        "the result's tier is second-line option (2002-2008 evidence)"
+    )
+    assert condition_words("tier", spec({"equals": "outside_evidence"})) == (
+        "the result's tier is outside the evidence"
     )
     assert value_words("breastfeeding", True) == "breastfeeding"
     assert value_words("thromboembolic_risk_factors", ()) == "none recorded"

@@ -13,7 +13,31 @@ import pytest
 from rich.console import Console
 
 from ivig_cds import Evaluator, KnowledgeBase, Recommendation
-from ivig_cds._vocabulary import TIER_MEANINGS, Tier
+from ivig_cds._patient import FirstLineByClass, PatientContext
+from ivig_cds._recommendation import Fact
+from ivig_cds._vocabulary import (
+    TIER_MEANINGS,
+    CertaintyLevel,
+    FirstLineStatus,
+    IntendedUse,
+    StudyDesign,
+    Tier,
+)
+from ivig_cds._wording import (
+    FIELD_LABELS,
+    MISSING_QUESTIONS,
+    certainty_phrase,
+    decided_by,
+    design_phrase,
+    fact_phrase,
+    facts_phrase,
+    field_label,
+    for_information,
+    missing_question,
+    question_phrase,
+    tier_label,
+    value_phrase,
+)
 from ivig_cds.cli.render import render_markdown, render_text
 from ivig_cds.service.cards import card_for
 
@@ -137,7 +161,7 @@ def test_unused_facts_are_named_wherever_a_result_is_read(evaluator: Evaluator, 
     """An EDSS given is accepted, but the reader is told that no rule weighed it."""
     rec = evaluator.evaluate({"ms_phenotype": "SPMS", "edss": 6.5})
     assert rec.unused_facts == ("edss",)
-    assert "Not used by this knowledge base: edss" in _shown(rec, form)
+    assert "Not used by this knowledge base: EDSS" in _shown(rec, form)
 
 
 def test_the_card_audit_extension_lists_unused_facts(evaluator: Evaluator) -> None:
@@ -156,3 +180,118 @@ def test_not_graded_is_shown_for_conclusions_that_make_no_claim(
     rec = evaluator.evaluate({"ms_phenotype": "RRMS", "sex": "male"})
     assert rec.primary_rule == "C13b"
     assert "not graded" in _shown(rec, form)
+
+
+# --- the wording module: the one place internal names become words ---------------------------
+
+
+def test_every_patient_field_has_a_question_and_a_label() -> None:
+    """A missing fact is always asked as a question; an edited model cannot add a silent field."""
+    for name in PatientContext.model_fields:
+        assert name in MISSING_QUESTIONS, name
+        assert name in FIELD_LABELS, name
+        assert missing_question(name).endswith("?"), name
+        assert "_" not in missing_question(name) + field_label(name), name
+
+
+def test_missing_data_reads_as_the_questions_a_clinician_answers() -> None:
+    """The knowledge spec's own examples, word for word."""
+    assert missing_question("on_iv_methylprednisolone") == (
+        "Is the current relapse treated with IV methylprednisolone?"
+    )
+    assert missing_question("ms_phenotype") == (
+        "What is the MS course (CIS, RRMS, SPMS, PPMS, or no MS)?"
+    )
+    assert missing_question("pregnancy_status") == "Is the patient pregnant, postpartum or neither?"
+    assert missing_question("age_years") == "How old is the patient?"
+
+
+def test_unknown_names_fall_back_to_words() -> None:
+    """A field, design or level an edited knowledge base adds reads as words, never a crash."""
+    assert field_label("renal_function") == "renal function"
+    assert missing_question("renal_function") == "What is the patient's renal function?"
+    assert fact_phrase("renal_function", "mildly_impaired") == "renal function: mildly impaired"
+    assert design_phrase("cluster_randomized_trial") == "cluster randomized trial"
+    assert certainty_phrase("moderately_low") == "moderately low"
+    assert question_phrase("prophylaxis_before_surgery") == "prophylaxis before surgery"
+    assert tier_label("second_opinion") == "Second opinion"
+
+
+def test_facts_read_as_phrases() -> None:
+    """Flags as statements, values after their name, the derived facts included."""
+    assert fact_phrase("relapse_ongoing", True) == "the relapse is ongoing"
+    assert fact_phrase("on_iv_methylprednisolone", False) == "not on IV methylprednisolone"
+    assert fact_phrase("ms_phenotype", "RRMS") == "MS course: RRMS"
+    assert fact_phrase("ms_phenotype", "not_ms") == "no MS diagnosis"
+    assert fact_phrase("first_line_dmt", "not_tolerated") == (
+        "first-line therapy (interferon-beta, glatiramer acetate): not tolerated"
+    )
+    assert fact_phrase("pregnancy_status", "not_pregnant") == "not pregnant"
+    assert fact_phrase("pregnancy_status", None) == "pregnancy status: not known"
+    assert fact_phrase("question", IntendedUse.FIXED_DEFICITS) == (
+        "asked about improving chronic, stable visual or motor deficits"
+    )
+    assert fact_phrase("age_years", 16) == "age: 16 years"
+    assert fact_phrase("thromboembolic_risk_factors", ()) == (
+        "thromboembolic risk factors: none recorded"
+    )
+    assert facts_phrase([Fact(field="relapse_ongoing", value=True), ("edss", 6.5)]) == (
+        "the relapse is ongoing; EDSS: 6.5"
+    )
+
+
+def test_first_line_status_per_class_reads_per_class() -> None:
+    """Each class by its name, an unknown class as not known."""
+    by_class = FirstLineByClass(interferon_beta=FirstLineStatus.NOT_TOLERATED)
+    assert value_phrase("first_line_by_class", by_class) == (
+        "interferon-beta: not tolerated; glatiramer acetate: not known"
+    )
+
+
+def test_questions_designs_and_certainty_in_words() -> None:
+    """No enum value survives: every member of each vocabulary has its words."""
+    assert question_phrase(IntendedUse.DISEASE_MODIFYING) == "long-term disease-modifying treatment"
+    assert question_phrase(IntendedUse.ACUTE_RELAPSE) == "treatment of the current relapse"
+    assert design_phrase(StudyDesign.PILOT_RCT_STOPPED_AT_INTERIM) == (
+        "pilot trial stopped at its interim analysis"
+    )
+    assert design_phrase(StudyDesign.DOUBLE_BLIND_RCT) == "double-blind randomised trial"
+    assert certainty_phrase(CertaintyLevel.VERY_LOW) == "very low"
+    assert certainty_phrase(CertaintyLevel.NOT_GRADED) == "not graded"
+    for vocabulary, phrase in (
+        (IntendedUse, question_phrase),
+        (StudyDesign, design_phrase),
+        (CertaintyLevel, certainty_phrase),
+        (Tier, tier_label),
+    ):
+        for member in vocabulary:
+            assert "_" not in phrase(member), member
+
+
+def test_decided_by_names_the_rule_and_its_facts(evaluator: Evaluator) -> None:
+    """ "C07 (the relapse is ongoing; ...)", never "rule C07 on relapse_ongoing = yes"."""
+    rec = evaluator.evaluate(
+        {"ms_phenotype": "RRMS", "acute_relapse": True, "on_iv_methylprednisolone": True}
+    )
+    assert decided_by(rec) == (
+        "C07 (the relapse is ongoing; MS course: RRMS; on IV methylprednisolone)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("patient", "heading"),
+    [
+        ({"ms_phenotype": "RRMS", "first_line_dmt": "suitable", "age_years": 12}, "to an adult"),
+        (
+            {"ms_phenotype": "RRMS", "first_line_dmt": "suitable", "other_dmt_in_use": True},
+            "without the other disease-modifying therapy",
+        ),
+    ],
+)
+def test_outside_evidence_findings_say_when_they_would_apply(
+    evaluator: Evaluator, patient: dict[str, object], heading: str
+) -> None:
+    """A child's findings would apply to an adult; a newer therapy's, without that therapy."""
+    rec = evaluator.evaluate(patient)
+    assert rec.tier is Tier.OUTSIDE_EVIDENCE
+    assert for_information(rec) == f"For information: would apply {heading}"

@@ -430,9 +430,9 @@ def _describe(
             )
             continue
         if err["type"] == "invalid_key":  # a key inside first_line_by_class
-            known = " or ".join(FirstLineByClass.model_fields)
+            expected = " or ".join(FirstLineByClass.model_fields)
             problems.append(
-                (loc, f"{loc[0]}.{short_repr(loc[-1])}: unknown field; expected {known}")
+                (loc, f"{loc[0]}.{short_repr(loc[-1])}: unknown field; expected {expected}")
             )
             continue
         field = str(loc[0])
@@ -443,8 +443,8 @@ def _describe(
             continue
         if err["type"] == "extra_forbidden":  # inside first_line_by_class
             inner = str(loc[-1])
-            known = tuple(FirstLineByClass.model_fields)
-            hint = did_you_mean(inner, known) or f"; expected {' or '.join(known)}"
+            classes = tuple(FirstLineByClass.model_fields)
+            hint = did_you_mean(inner, classes) or f"; expected {' or '.join(classes)}"
             problems.append((loc, f"{field}.{_quoted(inner)}: unknown field{hint}"))
             continue
         value = _offending_value(data, loc)

@@ -239,17 +239,26 @@ def _count(n: int, noun: str) -> str:
 
 
 def _print_summary(summary: BatchSummary, out: Path, errors: Path) -> None:
-    """Counts on standard output, like `validate`'s summary; tiers in the README's order."""
-    from ivig_cds._vocabulary import Tier
+    """Counts on standard output, like `validate`'s summary; tiers by their labels and colours,
+    in the README's order (the results file holds their codes)."""
+    from rich.text import Text
+
+    from ivig_cds._vocabulary import TIER_LABELS, Tier
+    from ivig_cds.cli.render import TIER_STYLES
 
     typer.echo(
         f"{_count(summary.lines, 'line')}: {_count(summary.results, 'result')}, "
         f"{_count(summary.errors, 'error')}, "
         f"in {summary.elapsed:.1f} s ({summary.rate:,.0f} lines/s)"
     )
+    console = common.console()
+    width = max(len(label) for label in TIER_LABELS.values())
     for tier in Tier:
         if summary.tiers[tier.value]:
-            typer.echo(f"  {tier.value:<22} {summary.tiers[tier.value]:>12,}")
+            line = Text("  ")
+            line.append(f"{TIER_LABELS[tier]:<{width}}", style=TIER_STYLES[tier])
+            line.append(f" {summary.tiers[tier.value]:>12,}")
+            console.print(line)
     for kind, count in sorted(summary.error_kinds.items()):
         typer.echo(f"  error: {kind:<15} {count:>12,}")
     typer.echo(f"results: {out}")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +17,7 @@ import typer
 from ivig_cds._errors import IvigCdsError
 from ivig_cds._evaluate import Evaluator
 from ivig_cds._recommendation import Recommendation
+from ivig_cds._vocabulary import TIER_LABELS, TIER_MEANINGS, Tier
 from ivig_cds.cli import common
 from ivig_cds.cli.common import EvidenceDir, RulesDir
 from ivig_cds.cli.patient_files import (
@@ -47,18 +49,20 @@ class OutputFormat(StrEnum):
     HTML = "html"
 
 
-_TIER_HELP = "\n".join(
-    f"  {tier:<22} {meaning}"
-    for tier, meaning in {
-        "second_line": "IVIG may be considered, as a second-line option.",
-        "not_first_line": "Approved first-line therapy is preferred; IVIG only if it cannot "
-        "be used.",
-        "insufficient_evidence": "Evidence too limited to recommend IVIG; not standard practice.",
-        "not_recommended": "Trials showed no benefit, or IVIG has no role here.",
-        "indeterminate": "A needed fact is missing; the result lists which.",
-        "not_applicable": "Outside this knowledge base (no MS diagnosis).",
-    }.items()
-)
+def _tier_help() -> str:
+    """One line per tier, from the vocabulary, so that a new tier is documented as it lands."""
+    return "\n".join(
+        textwrap.fill(
+            f"{TIER_LABELS[tier]}: {TIER_MEANINGS[tier]}",
+            width=88,
+            initial_indent=f"  {tier.value:<22} ",
+            subsequent_indent=" " * 25,
+        )
+        for tier in Tier
+    )
+
+
+_TIER_HELP = _tier_help()
 
 _EVALUATE_HELP = f"""Evaluate patient files and say whether IVIG has a role, and on what evidence.
 
@@ -83,7 +87,8 @@ acute_relapse during a relapse, else disease_modifying):
 \b
 {_TIER_HELP}
 
-with its rationale, certainty, citations (PubMed links), cautions and missing data.
+(the code as JSON gives it, then the label the other formats show), with its rationale,
+certainty, citations (PubMed links), cautions and the questions whose answers could change it.
 
 Output (--format): at a terminal, a table with one row per file (file, tier, question, rule,
 key citation, missing data) when several files or a directory are given, and the full text for

@@ -15,10 +15,32 @@ from typing import Any
 from rich.console import Group
 from rich.text import Text
 
-from ivig_cds._patient import PatientContext
-from ivig_cds._recommendation import Caution, Citation, Recommendation
-from ivig_cds._vocabulary import TIER_LABELS, TIER_MEANINGS, IntendedUse, Tier
+from ivig_cds._recommendation import Caution, Citation, Finding, Recommendation
+from ivig_cds._vocabulary import TIER_LABELS, TIER_MEANINGS, Tier
+from ivig_cds._wording import (
+    MISSING_HEADING,
+    certainty_phrase,
+    decided_by,
+    design_phrase,
+    missing_question,
+    question_phrase,
+    secondary_heading,
+    unused_line,
+)
 from ivig_cds.cli.patient_files import PatientFileError
+
+__all__ = [
+    "DISCLAIMER",
+    "TIER_STYLES",
+    "cite",
+    "dumps",
+    "error_json",
+    "recommendation_json",
+    "render_json",
+    "render_json_list",
+    "render_markdown",
+    "render_text",
+]
 
 TIER_STYLES: Mapping[Tier, str] = {
     Tier.SECOND_LINE: "bold green",
@@ -26,14 +48,8 @@ TIER_STYLES: Mapping[Tier, str] = {
     Tier.INSUFFICIENT_EVIDENCE: "bold magenta",
     Tier.NOT_RECOMMENDED: "bold red",
     Tier.INDETERMINATE: "bold blue",
+    Tier.OUTSIDE_EVIDENCE: "bold cyan",
     Tier.NOT_APPLICABLE: "bold",
-}
-
-QUESTION_LABELS: Mapping[IntendedUse, str] = {
-    IntendedUse.DISEASE_MODIFYING: "long-term disease-modifying treatment "
-    "(relapse and progression prevention)",
-    IntendedUse.ACUTE_RELAPSE: "treatment of the current acute relapse",
-    IntendedUse.FIXED_DEFICITS: "improvement of chronic, stable visual or motor deficits",
 }
 
 DISCLAIMER = (
@@ -44,25 +60,17 @@ DISCLAIMER = (
 
 def _question(rec: Recommendation) -> str:
     how = (
-        "inferred: the input did not state an intended use"
+        "inferred: the input did not state the question"
         if rec.question.inferred
         else "as stated in the input"
     )
-    use = rec.question.intended_use
-    return f"{use.value}: {QUESTION_LABELS[use]} ({how})"
+    return f"{question_phrase(rec.question.intended_use)} ({how})"
 
 
 def _certainty(rec: Recommendation) -> str | None:
     if rec.certainty is None:
         return None
-    return f"{rec.certainty.level.value.replace('_', ' ')}: {rec.certainty.reason}"
-
-
-def unused_line(rec: Recommendation) -> str | None:
-    """Says which given facts no rule read, so that nobody believes they were weighed."""
-    if not rec.unused_facts:
-        return None
-    return f"Not used by this knowledge base: {', '.join(rec.unused_facts)}"
+    return f"{certainty_phrase(rec.certainty.level)}: {rec.certainty.reason}"
 
 
 def cite(citation: Citation) -> str:
@@ -76,7 +84,8 @@ def cite(citation: Citation) -> str:
     where = " ".join(str(p) for p in (citation.journal, citation.year) if p is not None)
     if where:
         parts.append(where)
-    design = citation.design.value.replace("_", " ")
+    design = design_phrase(citation.design)
+    design = design[:1].upper() + design[1:]
     parts.append(f"{design}, n={citation.n}" if citation.n is not None else design)
     return " ".join(p if p.endswith(("?", "!")) else f"{p}." for p in parts)
 
@@ -91,27 +100,12 @@ def _named(citation: Citation) -> str:
     return citation.url or f"{citation.title} ({citation.reference})"
 
 
-def _missing(field: str) -> str:
-    info = PatientContext.model_fields.get(field)
-    description = info.description if info is not None else None
-    return f"{field} ({description.rstrip('.')})" if description else field
+def _secondary(rec: Recommendation) -> list[Finding]:
+    return [f for f in rec.findings if f.role == "secondary"]
 
 
-def _facts(rec: Recommendation) -> str:
-    primary = next(f for f in rec.findings if f.rule_id == rec.primary_rule)
-    shown = []
-    for fact in primary.facts:
-        value = fact.value
-        if value is None:
-            text = "unknown"
-        elif isinstance(value, tuple):
-            text = ", ".join(value) if value else "none"
-        elif isinstance(value, bool):
-            text = "yes" if value else "no"
-        else:
-            text = str(value)
-        shown.append(f"{fact.field} = {text}")
-    return "; ".join(shown)
+def _finding_tier(finding: Finding) -> str:
+    return f"{TIER_LABELS[finding.tier]}, for {question_phrase(finding.question)}"
 
 
 # --- text ------------------------------------------------------------------------------------
@@ -124,14 +118,14 @@ def render_text(rec: Recommendation, *, source: str | None = None) -> Group:
         parts.append(Text(f"== {source} ==", style="bold"))
     headline = Text()
     headline.append(TIER_LABELS[rec.tier].upper(), style=TIER_STYLES[rec.tier])
-    headline.append(f" ({rec.tier.value})  ", style=TIER_STYLES[rec.tier])
+    headline.append("  ")
     headline.append(rec.summary)
     parts.append(headline)
     parts.append(Text(f"  {TIER_MEANINGS[rec.tier]}", style="italic"))
     if rec.patient_id is not None:
         parts.append(_field("Patient", rec.patient_id))
     parts.append(_field("Question", _question(rec)))
-    parts.append(_field("Decided by", f"rule {rec.primary_rule} on {_facts(rec)}"))
+    parts.append(_field("Decided by", decided_by(rec)))
     certainty = _certainty(rec)
     if certainty is not None:
         parts.append(_field("Certainty", certainty))
@@ -143,18 +137,18 @@ def render_text(rec: Recommendation, *, source: str | None = None) -> Group:
         parts += [Text(""), Text("Cautions", style="bold")]
         parts += [line for caution in rec.cautions for line in _caution_text(caution)]
     if rec.missing_data:
-        parts += [Text(""), Text("Missing data (knowing it could change the answer)", style="bold")]
-        parts += [Text(f"  - {_missing(f)}") for f in rec.missing_data]
+        parts += [Text(""), Text(MISSING_HEADING, style="bold")]
+        parts += [Text(f"  - {missing_question(f)}") for f in rec.missing_data]
     unused = unused_line(rec)
     if unused is not None:
         parts += [Text(""), Text(unused, style="italic")]
-    secondary = [f for f in rec.findings if f.role == "secondary"]
+    secondary = _secondary(rec)
     if secondary:
-        parts += [Text(""), Text("Other findings (did not set the tier)", style="bold")]
+        parts += [Text(""), Text(secondary_heading(rec), style="bold")]
         for finding in secondary:
             line = Text(f"  - {finding.rule_id} ")
-            line.append(finding.tier.value, style=TIER_STYLES[finding.tier])
-            line.append(f" for {finding.question.value}: {finding.summary}")
+            line.append(TIER_LABELS[finding.tier], style=TIER_STYLES[finding.tier])
+            line.append(f", for {question_phrase(finding.question)}: {finding.summary}")
             parts.append(line)
     kb = rec.knowledge_base
     parts += [
@@ -170,15 +164,17 @@ def _caution_text(caution: Caution) -> list[Text]:
     line.append("! ", style="bold yellow")
     line.append(f"{caution.rule_id} {caution.title}: ", style="bold")
     line.append(caution.text)
+    lines = [line]
+    lines += [Text(f"      {note}", style="italic") for note in caution.notes]
     if not caution.citations:  # a note about the knowledge base, or clinical judgement
-        return [line]
+        return lines
     sources = Text("      ")
     sources.append("Sources: ", style="dim")
     for i, citation in enumerate(caution.citations):
         if i:
             sources.append(", ", style="dim")
         sources.append(_named(citation), style="cyan" if citation.url else "dim")
-    return [line, sources]
+    return [*lines, sources]
 
 
 def _field(name: str, value: str) -> Text:
@@ -205,15 +201,14 @@ def render_markdown(rec: Recommendation, *, source: str | None = None) -> str:
         lines += [f"- **Source file:** `{source}`"]
     lines += [
         f"- **Question:** {_question(rec)}",
-        f"- **Result:** **{TIER_LABELS[rec.tier]}** (`{rec.tier.value}`). "
-        f"{TIER_MEANINGS[rec.tier]}",
+        f"- **Result:** **{TIER_LABELS[rec.tier]}.** {TIER_MEANINGS[rec.tier]}",
         f"- **Summary:** {rec.summary}",
     ]
     certainty = _certainty(rec)
     if certainty is not None:
         lines.append(f"- **Certainty of evidence:** {certainty}")
     lines += [
-        f"- **Decided by:** rule {rec.primary_rule} on {_facts(rec)}",
+        f"- **Decided by:** {decided_by(rec)}",
         "",
         "### Rationale",
         "",
@@ -230,19 +225,17 @@ def render_markdown(rec: Recommendation, *, source: str | None = None) -> str:
             )
             sources = f" Sources: {refs}." if refs else ""
             lines.append(f"- **{caution.title}** ({caution.rule_id}). {caution.text}{sources}")
+            lines += [f"  - {note}" for note in caution.notes]
     if rec.missing_data:
-        lines += ["", "### Missing data", "", "Knowing these could change the answer:", ""]
-        lines += [f"- {_missing(f)}" for f in rec.missing_data]
+        lines += ["", f"### {MISSING_HEADING}", ""]
+        lines += [f"- {missing_question(f)}" for f in rec.missing_data]
     unused = unused_line(rec)
     if unused is not None:
         lines += ["", f"_{unused}._"]
-    secondary = [f for f in rec.findings if f.role == "secondary"]
+    secondary = _secondary(rec)
     if secondary:
-        lines += ["", "### Other findings", ""]
-        lines += [
-            f"- {f.rule_id} (`{f.tier.value}` for {f.question.value}): {f.summary}"
-            for f in secondary
-        ]
+        lines += ["", f"### {secondary_heading(rec)}", ""]
+        lines += [f"- {f.rule_id} ({_finding_tier(f)}): {f.summary}" for f in secondary]
     kb = rec.knowledge_base
     lines += [
         "",

@@ -2,7 +2,8 @@
 
 A person at a terminal evaluating a folder wants to see every patient at once, not a page of
 text each: file, tier, question, the rule that set the tier, the key work behind it and what
-is missing. `--format text` still gives everything, for one file or for all.
+is missing. `--format text` still gives everything, for one file or for all. Cells are in
+words (the tier's label, the question, the missing facts' names), never codes: JSON has those.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ivig_cds._recommendation import Citation, Recommendation
+from ivig_cds._vocabulary import TIER_LABELS
+from ivig_cds._wording import field_label, question_phrase
 from ivig_cds.cli.patient_files import PatientFileError
 
 HEADERS = ("file", "tier", "question", "rule", "key citation", "missing data")
@@ -40,11 +43,11 @@ def summary_rows(
         rows.append(
             [
                 name,
-                outcome.tier.value,
-                outcome.question.intended_use.value,
+                TIER_LABELS[outcome.tier],
+                question_phrase(outcome.question.intended_use, short=True),
                 outcome.primary_rule,
                 key,
-                ", ".join(outcome.missing_data) or "-",
+                ", ".join(map(field_label, outcome.missing_data)) or "-",
             ]
         )
     return rows

@@ -70,9 +70,11 @@ class PatientRecorder(Evaluator):
         super().__init__(evaluator.knowledge_base, engine=evaluator.engine)
         self._seen: list[tuple[PatientContext, Recommendation]] = []
 
-    def evaluate(self, patient: PatientContext | Mapping[str, Any]) -> Recommendation:
+    def evaluate(
+        self, patient: PatientContext | Mapping[str, Any], *, ivig_ordered: bool = False
+    ) -> Recommendation:
         context = parse_patient(patient)
-        result = super().evaluate(context)
+        result = super().evaluate(context, ivig_ordered=ivig_ordered)
         self._seen.append((context, result))
         return result
 

@@ -4,7 +4,8 @@ Within a question the engine lets the firing conclusion with the lowest declared
 set the tier. Read in precedence order, the conclusions answering a question are therefore a
 decision list: the first whose conditions all hold decides, and the others are not reached.
 That list is what the report draws, so the picture is the rules themselves, not a redrawing of
-them, and an edited knowledge base draws its own flow.
+them, and an edited knowledge base draws its own flow. A rule's `unless` groups are part of its
+step: it applies when all its conditions hold and none of those groups does.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._patient import PatientContext, known_fields
 from ivig_cds._recommendation import Question
 from ivig_cds._reference import Check
-from ivig_cds._rules import ConclusionRule
+from ivig_cds._rules import ConclusionRule, ConditionSpec
 from ivig_cds._vocabulary import IntendedUse
 from ivig_cds.report.words import condition_words, value_words
 
@@ -41,9 +42,12 @@ class Ask:
 
 @dataclass(frozen=True, slots=True)
 class Step:
+    """One conclusion in a flow: it applies when every ask holds and no `unless` group does."""
+
     number: int
     rule: ConclusionRule
     asks: tuple[Ask, ...]
+    unless: tuple[tuple[Ask, ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +79,14 @@ def settled_facts(question: IntendedUse) -> dict[str, object]:
         if asked.intended_use is question:
             for name, value in derived_facts(patient, asked).items():
                 seen.setdefault(name, set()).add(value)
-    return {name: values.pop() for name, values in seen.items() if len(values) == 1}
+    # A derived fact computed from no patient field (an IVIG order being signed) is the
+    # caller's to give: no question settles it.
+    given_by_caller = {name for name, names in DERIVED_FROM.items() if not names}
+    return {
+        name: values.pop()
+        for name, values in seen.items()
+        if len(values) == 1 and name not in given_by_caller
+    }
 
 
 def _choices(field: str) -> tuple[object, ...]:
@@ -103,17 +114,33 @@ def question_flow(kb: KnowledgeBase, question: IntendedUse) -> Flow:
     settled = settled_facts(question)
     steps: list[Step] = []
     for rule in answering:
-        asks: list[Ask] = []
-        reachable = True
-        for field, condition in rule.when.items():
-            check = Check.of(field, condition)
-            if field in settled:
-                reachable = reachable and check.holds(settled[field])
-                continue
-            asks.append(Ask(field, condition_words(field, condition), check))
+        asks, reachable = _asks(rule.when, settled)
+        exceptions: list[tuple[Ask, ...]] = []
+        for group in rule.unless:
+            clauses, possible = _asks(group, settled)
+            if not possible:
+                continue  # the question rules this exception out: nothing to ask
+            if not clauses:
+                reachable = False  # the question itself is the exception
+            exceptions.append(clauses)
         if reachable:
-            steps.append(Step(len(steps) + 1, rule, tuple(asks)))
+            steps.append(Step(len(steps) + 1, rule, asks, tuple(exceptions)))
     return Flow(question, tuple(steps))
+
+
+def _asks(
+    conditions: Mapping[str, ConditionSpec], settled: Mapping[str, object]
+) -> tuple[tuple[Ask, ...], bool]:
+    """The conditions still to ask, and whether the settled facts leave them possible."""
+    asks: list[Ask] = []
+    possible = True
+    for field, condition in conditions.items():
+        check = Check.of(field, condition)
+        if field in settled:
+            possible = possible and check.holds(settled[field])
+            continue
+        asks.append(Ask(field, condition_words(field, condition), check))
+    return tuple(asks), possible
 
 
 def flows(kb: KnowledgeBase) -> tuple[Flow, ...]:
@@ -135,6 +162,15 @@ class StepResult:
     step: Step
     verdict: Verdict
     answers: tuple[Answer, ...]
+    exceptions: tuple[tuple[Answer, ...], ...] = ()  # one per `unless` group, in order
+
+    @property
+    def holds(self) -> bool:
+        """Whether the step's rule applies to these facts: every condition holds and no
+        `unless` group does."""
+        if not all(answer.held for answer in self.answers):
+            return False
+        return not any(all(a.held for a in group) for group in self.exceptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +210,9 @@ def patient_path(flow: Flow, facts: Mapping[str, object], primary_rule: str) -> 
     reached = True
     for step in flow.steps:
         answers = tuple(_answer(ask, facts.get(ask.field)) for ask in step.asks)
+        exceptions = tuple(
+            tuple(_answer(ask, facts.get(ask.field)) for ask in group) for group in step.unless
+        )
         if not reached:
             verdict: Verdict = "not_reached"
         elif step.rule.id == primary_rule:
@@ -181,7 +220,7 @@ def patient_path(flow: Flow, facts: Mapping[str, object], primary_rule: str) -> 
             reached = False
         else:
             verdict = "does_not_apply"
-        results.append(StepResult(step, verdict, answers))
+        results.append(StepResult(step, verdict, answers, exceptions))
     return PatientPath(flow, primary_rule, tuple(results))
 
 

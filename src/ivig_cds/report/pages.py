@@ -1,8 +1,9 @@
 """What each page of the report says, gathered from the knowledge base into plain values.
 
 Templates only lay these out; every judgement about what to show (which cautions a conclusion
-can carry, which source document a work was read from, how a condition reads) is made here, in
-code that the tests can reach.
+can carry, which work a quoted passage comes from, how a condition reads) is made here, in code
+that the tests can reach. Works are named by their authors, year, title and PMID, never by the
+file they were read from.
 """
 
 from __future__ import annotations
@@ -19,23 +20,28 @@ from ivig_cds._record_windows import (
     load_record_windows,
 )
 from ivig_cds._reference import Check
-from ivig_cds._rules import CautionRule, ConclusionRule, ConditionSpec, Operator
+from ivig_cds._rules import CautionRule, ConclusionRule, ConditionSpec, Operator, Passage
 from ivig_cds.report.flow import Flow, flows
-from ivig_cds.report.words import condition_words, short_work
+from ivig_cds.report.words import condition_words, group_words, short_work
 
 AnyRule = ConclusionRule | CautionRule
 
 
 @dataclass(frozen=True, slots=True)
-class SourceDocument:
-    """A seed document, named by its place in the list, never by its file name."""
+class Attribution:
+    """The work a quoted passage comes from, or the works it may come from.
 
-    number: int
+    A passage records the document it was read from, and one document may print several
+    works' abstracts; the passage is attributed to one work when the knowledge base settles
+    which (the document holds one work, the quote is printed in one work's entry, or the rule
+    cites one work of that document), and to the candidates otherwise: never to a guess.
+    """
+
     works: tuple[EvidenceEntry, ...]
 
     @property
-    def name(self) -> str:
-        return f"source document {self.number}"
+    def settled(self) -> bool:
+        return len(self.works) == 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +58,7 @@ class Site:
 
     kb: KnowledgeBase
     flows: tuple[Flow, ...]
-    documents: tuple[SourceDocument, ...]
+    documents: tuple[tuple[EvidenceEntry, ...], ...]  # the works read from each document
     works: tuple[EvidenceEntry, ...]  # sorted: works with a PMID by year, then the others
     windows: tuple[tuple[str, Window], ...]  # how long a record's dated answer counts
     labels: Mapping[str, str]  # evidence id -> short name, "2003a"/"2003b" where two collide
@@ -61,15 +67,10 @@ class Site:
     def of(cls, kb: KnowledgeBase) -> Site:
         seeds = sorted({e.source.seed for e in kb.evidence.values()})
         documents = tuple(
-            SourceDocument(
-                i,
-                tuple(
-                    sorted(
-                        (e for e in kb.evidence.values() if e.source.seed == seed), key=_work_order
-                    )
-                ),
+            tuple(
+                sorted((e for e in kb.evidence.values() if e.source.seed == seed), key=_work_order)
             )
-            for i, seed in enumerate(seeds, 1)
+            for seed in seeds
         )
         works = tuple(sorted(kb.evidence.values(), key=_work_order))
         return cls(kb, flows(kb), documents, works, _windows(kb), _labels(works))
@@ -81,8 +82,36 @@ class Site:
     def label(self, entry: EvidenceEntry) -> str:
         return self.labels[entry.id]
 
-    def document_of(self, seed: str) -> SourceDocument | None:
-        return next((d for d in self.documents if d.works and d.works[0].source.seed == seed), None)
+    def read_with(self, entry: EvidenceEntry) -> tuple[EvidenceEntry, ...]:
+        """The other works read from the same document as `entry`."""
+        return tuple(e for e in self._document(entry.source.seed) if e.id != entry.id)
+
+    def _document(self, seed: str) -> tuple[EvidenceEntry, ...]:
+        return next((d for d in self.documents if d and d[0].source.seed == seed), ())
+
+    def attribution(self, rule: AnyRule, passage: Passage) -> Attribution:
+        """The work `passage` (of `rule`'s provenance) is quoted from; see `Attribution`."""
+        document = self._document(passage.seed)
+        if len(document) <= 1:
+            return Attribution(document)
+        quote = _folded(passage.quote)
+        printed = tuple(e for e in document if quote in _folded(_printed(e)))
+        if len(printed) == 1:
+            return Attribution(printed)
+        cited = tuple(e for e in document if e.id in rule.evidence)
+        return Attribution(cited or document)
+
+    @property
+    def years(self) -> str:
+        """The works' publication years as a range ("2002-2008"), and how many are undated."""
+        years = sorted(e.year for e in self.works if e.year is not None)
+        undated = len(self.works) - len(years)
+        span = f"{years[0]}-{years[-1]}" if years and years[0] != years[-1] else ""
+        span = span or (str(years[0]) if years else "")
+        if not undated:
+            return span
+        note = "one undated" if undated == 1 else f"{undated} undated"
+        return f"{span} ({note})" if span else note
 
     def places(self, rule: ConclusionRule) -> tuple[FlowPlace, ...]:
         return tuple(
@@ -133,6 +162,17 @@ def _labels(works: tuple[EvidenceEntry, ...]) -> dict[str, str]:
     return names
 
 
+def _folded(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _printed(entry: EvidenceEntry) -> str:
+    """What an entry copies from its source as printed: title, figures, regimen, population."""
+    parts = [entry.title, entry.population, entry.regimen or "", entry.duration or ""]
+    parts += [f"{o.measure} {o.result}" for o in entry.outcomes]
+    return " | ".join(parts)
+
+
 def _work_order(entry: EvidenceEntry) -> tuple[int, int, str]:
     return (0 if entry.pmid else 1, entry.year or 9999, entry.title)
 
@@ -148,15 +188,28 @@ def group_conditions(rule: AnyRule) -> tuple[tuple[str, ...], ...]:
     return tuple(conditions(group) for group in groups)
 
 
+def exceptions(rule: AnyRule) -> tuple[tuple[str, ...], ...]:
+    """A rule's `unless` groups (it does not apply when any of them holds)."""
+    return tuple(conditions(group) for group in rule.unless)
+
+
+def unless_words(rule: AnyRule) -> str:
+    """A rule's `unless` groups in one phrase ("pregnant; or postpartum and ..."), or ""."""
+    return group_words(rule.unless)
+
+
 def attached_when(caution: CautionRule) -> str:
-    """A caution's conditions in one phrase: its `when`, and one of its `any_of` groups."""
+    """A caution's conditions in one phrase: its `when`, one of its `any_of` groups, and none
+    of its `unless` groups."""
     parts = list(conditions(caution.when))
     groups = [" and ".join(group) for group in group_conditions(caution)]
     if len(groups) == 1:
         parts.append(groups[0])
     elif groups:
         parts.append("any of: " + "; or ".join(groups))
-    return "; and ".join(parts) or "always"
+    phrase = "; and ".join(parts) or "always"
+    unless = unless_words(caution)
+    return f"{phrase}; unless {unless}" if unless else phrase
 
 
 def can_carry(rule: ConclusionRule, caution: CautionRule) -> bool:

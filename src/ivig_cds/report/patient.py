@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
+from ivig_cds import _wording
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._patient import PatientContext, known_fields
 from ivig_cds._recommendation import Recommendation
@@ -45,11 +46,10 @@ def patient_page(
     path = patient_path(flow, facts, result.primary_rule)
     svg = Markup(draw_flow(flow, path=path, element_id="patient-flow"))
     given = [
-        (field_words(name), value_words(name, value))
+        (field_words(name), _given(name, value))
         for name, value in known_fields(patient).items()
         if name != "patient_id"
     ]
-    missing = [(field_words(name), _description(name)) for name in result.missing_data]
     return render(
         "patient.html",
         kb=kb,
@@ -61,14 +61,18 @@ def patient_page(
         path=path,
         svg=svg,
         given=given,
-        missing=missing,
+        missing=[_wording.missing_question(name) for name in result.missing_data],
+        missing_heading=_wording.MISSING_HEADING,
+        decided_by=_wording.decided_by(result),
         unused=[field_words(name) for name in result.unused_facts],
         evidence=kb.evidence,
         secondary=[f for f in result.findings if f.role == "secondary"],
+        secondary_heading=_wording.secondary_heading(result),
     )
 
 
-def _description(name: str) -> str:
-    info = PatientContext.model_fields.get(name)
-    description = info.description if info is not None else None
-    return description or ""
+def _given(name: str, value: object) -> str:
+    """A given fact's value beside its name: yes/no for flags ("Breastfeeding: yes")."""
+    if isinstance(value, bool):
+        return _wording.value_phrase(name, value)
+    return value_words(name, value)

@@ -8,6 +8,7 @@ and `evidence/<entry id>.html`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,22 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from ivig_cds import __version__
+from ivig_cds import __version__, _wording
 from ivig_cds._evidence import EvidenceEntry
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._recommendation import NO_PMID
-from ivig_cds._rules import ConclusionRule
+from ivig_cds._rules import CautionNote, ConclusionRule
 from ivig_cds._vocabulary import TIER_MEANINGS, Tier
 from ivig_cds.report import words
-from ivig_cds.report.pages import AnyRule, Site, attached_when, conditions, group_conditions
+from ivig_cds.report.pages import (
+    AnyRule,
+    Site,
+    attached_when,
+    conditions,
+    exceptions,
+    group_conditions,
+    unless_words,
+)
 from ivig_cds.report.svg import describe, draw_flow
 
 _environment: Environment | None = None
@@ -56,6 +65,10 @@ def environment() -> Environment:
             conditions=conditions,
             attached_when=attached_when,
             group_conditions=group_conditions,
+            exceptions=exceptions,
+            unless_words=unless_words,
+            missing_question=_wording.missing_question,
+            note_text=note_text,
             field_words=words.field_words,
             value_words=words.value_words,
             tiers=list(Tier),
@@ -64,6 +77,14 @@ def environment() -> Environment:
         )
         _environment = env
     return _environment
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def note_text(note: CautionNote) -> str:
+    """A caution note's text as the rule states it, each `{field}` shown as "[its name]"."""
+    return _PLACEHOLDER.sub(lambda m: f"[{_wording.field_label(m.group(1))}]", note.text)
 
 
 def render(template: str, **context: Any) -> str:
@@ -139,7 +160,7 @@ def _work(site: Site, entry: EvidenceEntry) -> str:
     return render(
         "evidence.html",
         entry=entry,
-        document=site.document_of(entry.source.seed),
+        read_with=site.read_with(entry),
         citing=site.citing(entry),
         **_common(site, "../"),
     )

@@ -1,6 +1,7 @@
 """Draw a decision flow as SVG, in code, so the picture is generated from the rules.
 
-Layout: the steps run down the left column in precedence order; "yes" leads right to the
+Layout: the steps run down the left column in precedence order (a step's `unless` groups
+under its conditions, each starting "unless" or "or"); "yes" leads right to the
 conclusion the step reaches (tier as a coloured band *and* its word, rule, certainty), "no"
 leads down to the next step. Text is wrapped by character count, with widths chosen for the
 widest common sans-serif fonts, so boxes never clip. A patient's path is marked with classes
@@ -27,6 +28,7 @@ PAD = 12
 GAP = 34  # vertical room for a "no" arrow
 NO_X = DEC_X + 36  # where "no" arrows run down
 YES_DY = 30  # where the "yes" arrow leaves a step, from its top
+_CONJUNCTIONS = frozenset({"and", "unless", "or"})  # drawn in bold at a clause's start
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,9 @@ def describe(flow: Flow, path: PatientPath | None = None) -> str:
     for step in flow.steps:
         rule = step.rule
         asks = " and ".join(a.words for a in step.asks) or "always"
+        unless = "; or ".join(" and ".join(a.words for a in group) for group in step.unless)
+        if unless:
+            asks += f", unless {unless}"
         certainty = certainty_words(rule.certainty.level)
         parts.append(
             f"Step {step.number}: if {asks}, then rule {rule.id}, {rule.title}: "
@@ -162,13 +167,16 @@ def _layout(flow: Flow) -> list[_Row]:
     rows: list[_Row] = []
     y = 60.0 + GAP
     for step in flow.steps:
+        clauses = [ask.words if i == 0 else f"and {ask.words}" for i, ask in enumerate(step.asks)]
+        for g, group in enumerate(step.unless):
+            words = " and ".join(ask.words for ask in group)
+            clauses.append(f"{'unless' if g == 0 else 'or'} {words}")
         ask_lines: list[tuple[str, bool]] = []
-        for i, ask in enumerate(step.asks or ()):
-            text = ask.words if i == 0 else f"and {ask.words}"
+        for text in clauses:
             wrapped = textwrap.wrap(text, DEC_CHARS, break_on_hyphens=False) or [text]
             ask_lines += [(line, j == 0) for j, line in enumerate(wrapped)]
-        if not ask_lines:
-            ask_lines = [("always (no condition)", True)]
+        if not step.asks:
+            ask_lines.insert(0, ("always (no condition)", True))
         title_lines = tuple(
             textwrap.wrap(f"{step.rule.id} · {step.rule.title}", OUT_CHARS, break_on_hyphens=False)
         )
@@ -194,10 +202,12 @@ def _decision(
     _text(group, DEC_X + PAD, row.y + PAD + 10, badge, "step-label")
     y = row.y + PAD + 16 + 13
     for text, new in row.ask_lines:
-        line = _text(group, DEC_X + PAD, y, "" if new and text.startswith("and ") else text, "ask")
-        if new and text.startswith("and "):
-            ET.SubElement(line, "tspan", {"class": "conj"}).text = "and"
-            ET.SubElement(line, "tspan").text = text[3:]
+        conj = text.split(" ", 1)[0] if new else ""
+        joined = conj in _CONJUNCTIONS and " " in text
+        line = _text(group, DEC_X + PAD, y, "" if joined else text, "ask")
+        if joined:
+            ET.SubElement(line, "tspan", {"class": "conj"}).text = conj
+            ET.SubElement(line, "tspan").text = text[len(conj) :]
         y += LINE
 
 

@@ -1,15 +1,17 @@
-"""Plain words for what the rule models hold: fields, conditions, tiers, designs, works.
+"""Plain words for what the rule models hold: conditions, tiers, works, in the report's voice.
 
-Everything a reader of the report sees is phrased here, from the models, so an edited knowledge
-base is described in the same words. Visible text follows the knowledge spec's wording rules:
-no seed file names and no evidence-entry ids (ids appear only in URLs), and a work without a
-PMID reads "PMID not shown in the source".
+The names themselves (fields, facts, questions, designs, certainty) are phrased by
+`ivig_cds._wording`, the one place every surface shares; this module builds the report's
+clauses from them, so an edited knowledge base is described in the same words. Visible text
+follows the knowledge spec's wording rules: no seed file names and no evidence-entry ids (ids
+appear only in URLs), and a work without a PMID reads "PMID not shown in the source".
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ivig_cds import _wording
 from ivig_cds._evidence import EvidenceEntry
 from ivig_cds._recommendation import NO_PMID, PUBMED
 from ivig_cds._rules import ConditionSpec, Operator, Scalar
@@ -22,6 +24,25 @@ from ivig_cds._vocabulary import (
     Tier,
 )
 
+__all__ = [
+    "NO_PMID",
+    "QUESTION_DETAILS",
+    "QUESTION_WORDS",
+    "TIER_COLOURS",
+    "TIER_WORDS",
+    "authors_words",
+    "certainty_words",
+    "condition_words",
+    "design_words",
+    "field_words",
+    "group_words",
+    "pmid_label",
+    "pubmed_url",
+    "sentence",
+    "short_work",
+    "value_words",
+]
+
 TIER_WORDS = TIER_LABELS
 
 # Colour is never the only signal: every use also shows the tier's word.
@@ -31,13 +52,18 @@ TIER_COLOURS: Mapping[Tier, str] = {
     Tier.INSUFFICIENT_EVIDENCE: "#6b3fa0",
     Tier.NOT_RECOMMENDED: "#b3261e",
     Tier.INDETERMINATE: "#2f5d8a",
+    Tier.OUTSIDE_EVIDENCE: "#0f6b6b",
     Tier.NOT_APPLICABLE: "#5f6368",
 }
 
+
+def sentence(text: str) -> str:
+    """Upper-case the first letter only ("MS course" stays "MS course")."""
+    return text[:1].upper() + text[1:]
+
+
 QUESTION_WORDS: Mapping[IntendedUse, str] = {
-    IntendedUse.DISEASE_MODIFYING: "Long-term disease-modifying treatment",
-    IntendedUse.ACUTE_RELAPSE: "Treatment of an acute relapse",
-    IntendedUse.FIXED_DEFICITS: "Improvement of fixed visual or motor deficits",
+    q: sentence(phrase) for q, phrase in _wording.QUESTION_PHRASES.items()
 }
 
 QUESTION_DETAILS: Mapping[IntendedUse, str] = {
@@ -47,100 +73,21 @@ QUESTION_DETAILS: Mapping[IntendedUse, str] = {
     "(hoped-for remyelination)",
 }
 
-CERTAINTY_WORDS: Mapping[CertaintyLevel, str] = {
-    CertaintyLevel.HIGH: "high",
-    CertaintyLevel.MODERATE: "moderate",
-    CertaintyLevel.LOW: "low",
-    CertaintyLevel.VERY_LOW: "very low",
-    CertaintyLevel.NOT_GRADED: "not graded",
-}
-
-DESIGN_WORDS: Mapping[StudyDesign, str] = {
-    StudyDesign.META_ANALYSIS: "meta-analysis",
-    StudyDesign.DOUBLE_BLIND_RCT: "double-blind randomised controlled trial",
-    StudyDesign.RANDOMIZED_PLACEBO_CONTROLLED_TRIAL: "randomised placebo-controlled trial",
-    StudyDesign.RCT_SECONDARY_ANALYSIS: "secondary analysis of a randomised trial",
-    StudyDesign.SINGLE_BLIND_RANDOMIZED: "single-blind randomised trial",
-    StudyDesign.PILOT_RCT_STOPPED_AT_INTERIM: "pilot randomised trial stopped at interim analysis",
-    StudyDesign.OPEN_LABEL_UNCONTROLLED_SERIES: "open-label uncontrolled series",
-    StudyDesign.NARRATIVE_REVIEW: "narrative review",
-    StudyDesign.ANIMAL_DATA_REVIEW: "review of animal data",
-    StudyDesign.UNATTRIBUTED_SECONDARY_SUMMARY: "unattributed secondary summary",
-}
-
-# What each field is called in a sentence. Fields a rule may test that are not listed here
-# (a new patient field) read as their name with spaces.
-FIELD_WORDS: Mapping[str, str] = {
-    "question": "the question asked",
-    "ms_phenotype": "MS course",
-    "acute_relapse": "whether a relapse is under way",
-    "relapse_ongoing": "whether a relapse is under way",
-    "on_iv_methylprednisolone": "IV methylprednisolone treatment",
-    "breastfeeding": "breastfeeding",
-    "other_dmt_in_use": "use of a later disease-modifying therapy",
-    "intended_use": "the question asked",
-    "first_line_dmt": "approved first-line therapy (interferon-beta, glatiramer acetate)",
-    "pregnancy_status": "pregnancy status",
-    "weeks_postpartum": "weeks since delivery",
-    "thromboembolic_risk_factors": "thromboembolic risk factors",
-    "edss": "EDSS",
-    "age_years": "age in years",
-    "sex": "sex",
-    "tier": "the result's tier",
-    "primary_rule": "the rule that set the tier",
-}
-
-# Yes/no facts read as statements: (when true, when false).
-FLAG_WORDS: Mapping[str, tuple[str, str]] = {
-    "acute_relapse": ("a relapse is under way now", "no relapse is under way now"),
-    # derived: the patient is in relapse, or the question asked is the relapse's treatment
-    "relapse_ongoing": (
-        "a relapse is under way (or its treatment is the question)",
-        "no relapse is under way",
-    ),
-    "on_iv_methylprednisolone": ("on IV methylprednisolone", "not on IV methylprednisolone"),
-    "breastfeeding": ("breastfeeding", "not breastfeeding"),
-    "other_dmt_in_use": (
-        "a later disease-modifying therapy is in use",
-        "no later disease-modifying therapy in use",
-    ),
-}
-
-_PHENOTYPE_WORDS: Mapping[str, str] = {
-    MSPhenotype.CIS: "clinically isolated syndrome (CIS)",
-    MSPhenotype.RRMS: "relapsing-remitting MS (RRMS)",
-    MSPhenotype.SPMS: "secondary progressive MS (SPMS)",
-    MSPhenotype.PPMS: "primary progressive MS (PPMS)",
-    MSPhenotype.NOT_MS: "no MS diagnosis",
-}
-
-
-def sentence(text: str) -> str:
-    """Upper-case the first letter only ("MS course" stays "MS course")."""
-    return text[:1].upper() + text[1:]
+# Units a numeric bound reads with ("age is at most 17 years").
+_UNITS: Mapping[str, str] = {"age_years": " years"}
 
 
 def field_words(field: str) -> str:
-    return FIELD_WORDS.get(field, field.replace("_", " "))
+    return _wording.field_label(field)
 
 
-def value_words(field: str, value: object) -> str:  # noqa: PLR0911 (one case per kind of value)
-    """One value of a field as a reader would say it."""
-    if value is None:
-        return "not known"
-    if field == "ms_phenotype" and value in _PHENOTYPE_WORDS:
-        return _PHENOTYPE_WORDS[str(value)]
-    if field in ("question", "intended_use") and value in set(IntendedUse):
-        return QUESTION_WORDS[IntendedUse(str(value))].lower()
-    if field == "tier" and value in set(Tier):
-        return TIER_WORDS[Tier(str(value))].lower()
-    if isinstance(value, bool):
-        if field in FLAG_WORDS:
-            return FLAG_WORDS[field][0 if value else 1]
-        return "yes" if value else "no"
-    if isinstance(value, tuple | list):
-        return ", ".join(str(v) for v in value) if value else "none recorded"
-    return str(value).replace("_", " ")
+def value_words(field: str, value: object) -> str:
+    """One value of a field as a reader would say it; MS courses in full."""
+    if field == "ms_phenotype" and isinstance(value, str) and value in _wording.PHENOTYPE_NAMES:
+        return _wording.PHENOTYPE_NAMES[value]
+    if isinstance(value, bool) and field in _wording.FLAG_PHRASES:
+        return _wording.FLAG_PHRASES[field][0 if value else 1]
+    return _wording.value_phrase(field, value)
 
 
 def _alternatives(words: list[str]) -> str:
@@ -157,14 +104,21 @@ def condition_words(field: str, condition: ConditionSpec) -> str:
         return f"{name}: at least one recorded"
     bounds = _bounds(condition)
     if bounds is not None:
-        return f"{name} {bounds}"
+        return f"{name} {bounds}{_UNITS.get(field, '')}"
     values: tuple[Scalar, ...] = condition.values
+    if len(values) == 1 and _reads_alone(field, values[0]):
+        return value_words(field, values[0])
     if field == "ms_phenotype" and values == (MSPhenotype.NOT_MS.value,):
         return "there is no MS diagnosis"
-    if field in FLAG_WORDS and len(values) == 1 and isinstance(values[0], bool):
-        return value_words(field, values[0])
     words = [value_words(field, v) for v in values]
     return f"{name} is {_alternatives(words)}"
+
+
+def _reads_alone(field: str, value: Scalar) -> bool:
+    """Whether one value is a clause by itself: "not on IV methylprednisolone", "pregnant"."""
+    if isinstance(value, bool):
+        return field in _wording.FLAG_PHRASES
+    return field == "pregnancy_status"
 
 
 def _bounds(condition: ConditionSpec) -> str | None:
@@ -179,12 +133,19 @@ def _bounds(condition: ConditionSpec) -> str | None:
     return None
 
 
+def group_words(groups: tuple[Mapping[str, ConditionSpec], ...]) -> str:
+    """Alternative situations in one phrase: "pregnant; or postpartum and weeks since ..."."""
+    return "; or ".join(
+        " and ".join(condition_words(field, c) for field, c in group.items()) for group in groups
+    )
+
+
 def certainty_words(level: CertaintyLevel) -> str:
-    return CERTAINTY_WORDS.get(level, level.value.replace("_", " "))
+    return _wording.certainty_phrase(level)
 
 
 def design_words(design: StudyDesign) -> str:
-    return DESIGN_WORDS.get(design, design.value.replace("_", " "))
+    return _wording.design_phrase(design)
 
 
 def pmid_label(entry: EvidenceEntry) -> str:

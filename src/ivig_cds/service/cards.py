@@ -3,16 +3,28 @@
 One card per answer, none for a patient outside the knowledge base (`not_applicable`). The
 indicator follows the tier; the card's uuid is derived from the request and the rule that
 decided, so the same request always yields the same card and feedback can be matched to it.
+The card is in words (`ivig_cds._wording`): missing facts as questions, no field names or tier
+codes; those stay in the audit extension. When IVIG is already being given (a K12 caution),
+the card leads with it, in its summary and at the top of its detail.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ivig_cds._recommendation import Citation, Recommendation
+from ivig_cds._recommendation import Caution, Citation, Recommendation
 from ivig_cds._vocabulary import Tier
+from ivig_cds._wording import (
+    MISSING_HEADING,
+    certainty_phrase,
+    missing_question,
+    question_phrase,
+    secondary_heading,
+    unused_line,
+)
 
 __all__ = ["EXTENSION_KEY", "OVERRIDE_REASONS", "OVERRIDE_SYSTEM", "card_for"]
 
@@ -22,7 +34,8 @@ OVERRIDE_SYSTEM = "urn:ivig-cds:override-reason"
 _CARD_NAMESPACE = uuid.UUID("0c7d2a1e-5b36-4f0e-9b1c-6a0f4e0b6c11")
 
 # Why a clinician may act against the card. Offered wherever the card advises for or against
-# IVIG; not on "indeterminate" cards, which only ask for data.
+# IVIG; not on "indeterminate" cards, which only ask for data, nor on "outside_evidence" ones,
+# which say that the sources do not address the patient and so advise nothing to act against.
 OVERRIDE_REASONS: tuple[dict[str, str], ...] = (
     {
         "system": OVERRIDE_SYSTEM,
@@ -46,14 +59,21 @@ OVERRIDE_REASONS: tuple[dict[str, str], ...] = (
     },
 )
 
-_TIER_WORDS = {
-    Tier.SECOND_LINE: "second-line option",
-    Tier.NOT_FIRST_LINE: "not first line",
+_TIER_WORDS: Mapping[Tier, str] = {
+    Tier.SECOND_LINE: "second-line option (2002-2008 evidence)",
+    Tier.NOT_FIRST_LINE: "not first line (2002-2008 evidence)",
     Tier.INSUFFICIENT_EVIDENCE: "insufficient evidence",
     Tier.NOT_RECOMMENDED: "not recommended",
     Tier.INDETERMINATE: "cannot be decided yet",
+    Tier.OUTSIDE_EVIDENCE: "outside the evidence (the sources do not address this patient)",
     Tier.NOT_APPLICABLE: "outside this knowledge base",
 }
+_ADVISING = frozenset(Tier) - {Tier.INDETERMINATE, Tier.OUTSIDE_EVIDENCE, Tier.NOT_APPLICABLE}
+# Tiers whose every summary says how old the evidence is (the knowledge spec, v3).
+_DATED = frozenset({Tier.SECOND_LINE, Tier.NOT_FIRST_LINE})
+_DATES = re.compile(r"2002\s*(?:-|\u2013|to)\s*2008")  # hyphen, en dash or "to"
+_DATE_NOTE = " (2002-2008 evidence)"
+IVIG_IN_USE = "K12"  # the caution family for IVIG already being given
 
 
 def indicator_for(tier: Tier, *, ordering: bool) -> str:
@@ -98,7 +118,7 @@ def card_for(
     )
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid5(_CARD_NAMESPACE, identity)),
-        "summary": _summary(rec.summary),
+        "summary": card_summary(rec),
         "indicator": indicator_for(rec.tier, ordering=ordering),
         "detail": _detail(rec, conflicts),
         "source": _source(rec),
@@ -120,14 +140,33 @@ def card_for(
             }
         },
     }
-    if rec.tier is not Tier.INDETERMINATE:
+    if rec.tier in _ADVISING:
         card["overrideReasons"] = [dict(r) for r in OVERRIDE_REASONS]
     return card
 
 
-def _summary(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) < SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 2].rstrip() + "…"
+def ivig_in_use(rec: Recommendation) -> Caution | None:
+    """The caution saying that IVIG is already being given (K12a/b/c), if the result has one."""
+    return next((c for c in rec.cautions if c.rule_id.startswith(IVIG_IN_USE)), None)
+
+
+def card_summary(rec: Recommendation) -> str:
+    """The rule's summary, under 140 characters, led by "On IVIG:" when IVIG is already being
+    given, and dated for the tiers the knowledge spec dates (second_line, not_first_line).
+
+    When the text must be shortened, the lead and the date are kept and the middle is cut.
+    """
+    body = " ".join(rec.summary.split())
+    lead = "On IVIG: " if ivig_in_use(rec) is not None else ""
+    date = _DATE_NOTE if rec.tier in _DATED and not _DATES.search(body) else ""
+    room = SUMMARY_LIMIT - 1 - len(lead) - len(date)
+    if len(body) > room:
+        cut = body[: room - 1].rstrip() + "…"
+        if rec.tier in _DATED and _DATES.search(body) and not _DATES.search(cut):
+            date = _DATE_NOTE  # the date was in the part cut off: say it again at the end
+            cut = body[: room - 1 - len(date)].rstrip() + "…"
+        body = cut
+    return f"{lead}{body}{date}"
 
 
 def primary_citation(rec: Recommendation) -> Citation | None:
@@ -146,23 +185,28 @@ def _source(rec: Recommendation) -> dict[str, str]:
 
 
 def _detail(rec: Recommendation, conflicts: Sequence[str]) -> str:
-    question = rec.question.intended_use.value.replace("_", "-")
     asked = "inferred" if rec.question.inferred else "as asked"
-    lines = [
-        f"**IVIG: {_TIER_WORDS[rec.tier]}** (question: {question} use, {asked})",
+    lines: list[str] = []
+    in_use = ivig_in_use(rec)
+    if in_use is not None:  # IVIG is being given: what to make of that comes first
+        lines += [*_caution_lines(in_use), ""]
+    lines += [
+        f"**IVIG: {_TIER_WORDS[rec.tier]}** (question: "
+        f"{question_phrase(rec.question.intended_use)}, {asked})",
         "",
         rec.rationale,
         "",
     ]
     if rec.certainty is not None:
-        level = rec.certainty.level.value.replace("_", " ")
+        level = certainty_phrase(rec.certainty.level)
         lines += [f"**Certainty of evidence:** {level}. {rec.certainty.reason}", ""]
     if rec.missing_data:
-        wanted = ", ".join(m.replace("_", " ") for m in rec.missing_data)
-        lines += [f"**Missing data that would decide or could change this:** {wanted}", ""]
-    if rec.unused_facts:
-        unused = ", ".join(m.replace("_", " ") for m in rec.unused_facts)
-        lines += [f"_Not used by this knowledge base: {unused}._", ""]
+        lines += [f"**{MISSING_HEADING}:**"]
+        lines += [f"- {missing_question(m)}" for m in rec.missing_data]
+        lines += [""]
+    unused = unused_line(rec)
+    if unused is not None:
+        lines += [f"_{unused}._", ""]
     if conflicts:
         lines += ["**Conflicting data in the record (left unknown):**"]
         lines += [f"- {c}" for c in conflicts]
@@ -171,13 +215,14 @@ def _detail(rec: Recommendation, conflicts: Sequence[str]) -> str:
         lines += ["**Evidence**"]
         lines += [f"- {_cite(c)}" for c in rec.citations]
         lines += [""]
-    if rec.cautions:
+    cautions = [c for c in rec.cautions if c is not in_use]
+    if cautions:
         lines += ["**Cautions**"]
-        lines += [f"- **{c.title}:** {c.text}" for c in rec.cautions]
+        lines += [line for c in cautions for line in _caution_lines(c)]
         lines += [""]
     others = [f for f in rec.findings if f.role == "secondary"]
     if others:
-        lines += ["**Also applies**"]
+        lines += [f"**{secondary_heading(rec)}**"]
         lines += [f"- {f.title}: {_TIER_WORDS[f.tier]} ({f.rule_id})" for f in others]
         lines += [""]
     kb = rec.knowledge_base
@@ -186,6 +231,11 @@ def _detail(rec: Recommendation, conflicts: Sequence[str]) -> str:
         "not a prescription._"
     )
     return "\n".join(lines)
+
+
+def _caution_lines(caution: Caution) -> list[str]:
+    """A caution as a list item, with what in the record it rests on beneath it."""
+    return [f"- **{caution.title}:** {caution.text}", *(f"  - {n}" for n in caution.notes)]
 
 
 def _cite(c: Citation) -> str:
