@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -16,7 +18,13 @@ from typer.testing import CliRunner
 
 from ivig_cds._pseudonym import Pseudonymizer
 from ivig_cds.cli import app
-from ivig_cds.fhir import patient_from_fhir, patient_from_resources, project, resources_of
+from ivig_cds.fhir import (
+    default_code_tables,
+    patient_from_fhir,
+    patient_from_resources,
+    project,
+    resources_of,
+)
 from ivig_cds.population import (
     EngineUnavailableError,
     ExportError,
@@ -29,6 +37,8 @@ from ivig_cds.population._engines import _cuts
 from ivig_cds.population._error_log import ErrorLog
 from ivig_cds.population._export import read_lines
 from ivig_cds.population._medications import MedicationIndex
+from ivig_cds.population._report import render_report
+from ivig_cds.population._run import PopulationRun, _Tally
 from tests.bulk_export import Export, generate
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "fhir"
@@ -145,7 +155,10 @@ def test_the_stewardship_report_shows_doses_by_tier_as_images(audited: Path) -> 
         "second_line": 24,
     }
     assert ivig["doses_unsupported"] == 36
+    assert ivig["doses_outside_evidence"] == 0
     assert "<strong>36 of 60 IVIG administrations and orders</strong>" in page
+    assert "<em>not recommended</em> or <em>insufficient evidence</em>" in page
+    assert "<code>not_recommended</code>" not in page
     assert page.count('src="data:image/svg+xml;base64,') == 4
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     missing = summary["missing_data_when_indeterminate"]
@@ -472,3 +485,74 @@ def test_cli_rejects_a_bad_date(export: tuple[Path, Export], tmp_path: Path) -> 
     )
     assert result.exit_code == 2
     assert "'2026-13-01' is not a date YYYY-MM-DD" in result.output
+
+
+def test_each_dose_is_judged_as_an_ivig_order_on_the_record_before_it(tmp_path: Path) -> None:
+    """A dose is judged as the order it was: with no thrombotic risk factor on record, each
+    dose asks for them, while the patient's own answer today need not."""
+    bundle = _thrombotic_and_ivig_chart()
+    tables = default_code_tables()
+    resources = [
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] != "Condition"
+        or not any(
+            tables.lookup("thromboembolic_risk", c.get("system"), c.get("code"))
+            for c in e["resource"].get("code", {}).get("coding", [])
+        )
+    ]
+    export = tmp_path / "export"
+    export.mkdir()
+    for kind in sorted({r["resourceType"] for r in resources}):
+        lines = [json.dumps(r) for r in resources if r["resourceType"] == kind]
+        (export / f"{kind}.ndjson").write_text("\n".join(lines) + "\n")
+    run_population(export, tmp_path / "out", as_of=dt.date(2026, 11, 22))
+    (result,) = _lines(tmp_path / "out" / "results.ndjson")
+    judged = [d for d in result["ivig"] if d["tier"] is not None]
+    assert judged
+    assert all("thromboembolic_risk_factors" in d["missing_data"] for d in judged)
+
+
+def _summary_of(tallies: list[dict[str, Any]]) -> dict[str, Any]:
+    tally = _Tally()
+    for one in tallies:
+        tally.add(one)
+    return tally.summary(PopulationRun(dt.date(2026, 12, 1), "--as-of", []))
+
+
+def test_doses_outside_the_evidence_are_their_own_category() -> None:
+    """IVIG given to a patient the sources do not address is counted for review, apart from
+    the unsupported doses, and the report names it in words with its own colour."""
+    summary = _summary_of(
+        [
+            {"ms": True, "phenotype": "RRMS", "tier": "outside_evidence", "missing": [],
+             "doses": [["administration", "outside_evidence", []],
+                       ["order", "outside_evidence", []]]},
+            {"ms": True, "phenotype": "SPMS", "tier": "not_recommended", "missing": [],
+             "doses": [["administration", "not_recommended", []]]},
+            {"ms": True, "phenotype": None, "tier": "indeterminate", "missing": ["ms_phenotype"],
+             "doses": [["order", "indeterminate", ["ms_phenotype"]]]},
+        ]
+    )  # fmt: skip
+    ivig = summary["ivig"]
+    assert (ivig["doses_unsupported"], ivig["doses_outside_evidence"]) == (2, 2)
+    assert ivig["patients_by_tier"]["outside_evidence"] == 1
+    page = render_report(summary)
+    assert "<strong>2 IVIG administrations and orders to review</strong>" in page
+    assert "<strong>2 of 4 IVIG administrations and orders</strong>" in page
+    svg = "".join(
+        base64.b64decode(part.split('"', 1)[0]).decode()
+        for part in page.split('src="data:image/svg+xml;base64,')[1:]
+    )
+    assert ">Outside the evidence</text>" in svg
+    assert 'fill="#00838f"' in svg  # its own colour
+    assert ">MS course</text>" in svg  # the missing fact in words
+    for code in ("outside_evidence", "not_recommended", "ms_phenotype"):
+        assert code not in re.sub(r'src="[^"]*"', "", page), code
+
+
+def test_an_older_summary_without_the_category_still_renders() -> None:
+    """A summary.json from before 3.0.0 has no outside-evidence count: the page says 0."""
+    summary = _summary_of([])
+    del summary["ivig"]["doses_outside_evidence"]
+    assert "<strong>0 IVIG administrations and orders to review</strong>" in render_report(summary)

@@ -124,10 +124,12 @@ class PatientAuditor:
         return PatientOutcome(key, text, tally, tuple(errors), tuple(sorted(used.items())))
 
 
-def _judge(evaluator: Evaluator, mapping: FhirMapping) -> dict[str, Any]:
+def _judge(
+    evaluator: Evaluator, mapping: FhirMapping, *, ivig_ordered: bool = False
+) -> dict[str, Any]:
     phenotype = mapping.patient.ms_phenotype
     try:
-        rec = evaluator.evaluate(mapping.patient)
+        rec = evaluator.evaluate(mapping.patient, ivig_ordered=ivig_ordered)
     except (EngineError, IvigCdsError) as exc:  # messages never carry the patient
         return {
             "phenotype": None,
@@ -168,18 +170,25 @@ def _dose(
     if day is None:
         dose["note"] = "no date: not judged"
         return dose
+    # The decision to give this dose: the record before it (so "IVIG in use" means earlier
+    # doses), judged as an IVIG order is (the rules ask what matters before IVIG is given).
+    before = [r for r in _on_record(parsed, day) if r.id != raw.get("id") or _kind(r) != kind]
     try:
-        mapping = patient_from_resources(_on_record(parsed, day), as_of=day)
+        mapping = patient_from_resources(before, as_of=day)
     except FhirDataError:
         dose["note"] = "record not mappable at that date"
         return dose
-    judged = _judge(evaluator, mapping)
+    judged = _judge(evaluator, mapping, ivig_ordered=True)
     dose.update(
         tier=judged["tier"],
         primary_rule=judged["primary_rule"],
         missing_data=judged["missing_data"],
     )
     return dose
+
+
+def _kind(resource: Resource) -> str:
+    return str(resource.get_resource_type())
 
 
 def _on_record(parsed: list[tuple[Resource, dict[str, Any]]], day: dt.date) -> list[Resource]:
