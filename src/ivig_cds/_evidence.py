@@ -18,7 +18,7 @@ class _Frozen(BaseModel):
 
 
 class SeedSource(_Frozen):
-    """Where in `shared/seeds/` the entry was read from."""
+    """Which source document (seed file) the entry was read from, for auditors."""
 
     seed: str = Field(pattern=r"^[0-9]{3}_[0-9a-f]{16}\.txt$", description="Seed file name.")
     section: str | None = Field(
