@@ -18,6 +18,8 @@ from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from ivig_cds import KnowledgeBase, __version__, _engine
+from ivig_cds._vocabulary import TIER_LABELS, Tier
+from ivig_cds._wording import field_label, question_phrase
 from ivig_cds.cli import app, common, evaluate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,25 +87,30 @@ def test_evaluate_text_is_plain_unwrapped_and_complete() -> None:
     assert result.exit_code == 0
     out = result.stdout
     assert "\x1b[" not in out
-    assert out.startswith("SECOND-LINE OPTION (second_line)  RRMS, neither interferon-beta")
-    assert "Question: disease_modifying: long-term disease-modifying treatment" in out
-    assert "(inferred: the input did not state an intended use)" in out
+    assert out.startswith("SECOND-LINE OPTION (2002-2008 EVIDENCE)  RRMS, neither interferon-beta")
+    assert "Question: long-term disease-modifying treatment" in out
+    assert "(inferred: the input did not state the question)" in out
     assert "Certainty: low: " in out
     assert "https://pubmed.ncbi.nlm.nih.gov/12453069/" in out
     assert "! K6 Conflicting later evidence: " in out
-    assert "Decided by: rule C02a on ms_phenotype = RRMS; first_line_dmt = not_tolerated" in out
+    assert (
+        "Decided by: C02a (MS course: RRMS; first-line therapy (interferon-beta, glatiramer "
+        "acetate): not tolerated)"
+    ) in out
     rationale = out.split("Rationale\n", 1)[1].split("\n", 1)[0]
     assert len(rationale) > 200  # one line: a pipe gets no hard wrapping
 
 
 def test_evaluate_text_lists_missing_data_for_an_indeterminate_result() -> None:
-    """An indeterminate result names the missing field and what it means."""
+    """An indeterminate result asks the question whose answer would settle it."""
     result = run("evaluate", "-f", "text", PATIENTS / "c13b-rrms-first-line-unknown.yaml")
     assert result.exit_code == 0
-    assert "INDETERMINATE (indeterminate)" in result.stdout
-    assert "Missing data (knowing it could change the answer)\n  - first_line_dmt (Whether" in (
-        result.stdout
-    )
+    assert result.stdout.startswith("INDETERMINATE  ")
+    assert (
+        "What would change or settle this answer\n  - Can approved first-line therapy "
+        "(interferon-beta, glatiramer acetate) be used, and if not, why?"
+    ) in result.stdout
+    assert "first_line_dmt" not in result.stdout
 
 
 def test_evaluate_markdown_is_a_note_with_linked_references() -> None:
@@ -112,7 +119,8 @@ def test_evaluate_markdown_is_a_note_with_linked_references() -> None:
     assert result.exit_code == 0
     out = result.stdout
     assert out.startswith("## IVIG in multiple sclerosis: patient example-c05-spms-progressing\n")
-    assert "- **Result:** **Not recommended** (`not_recommended`)." in out
+    assert "- **Result:** **Not recommended.** Trials showed no benefit" in out
+    assert "`" not in out.replace("- **Source file:** `", "")
     assert "[PMID 15451222](https://pubmed.ncbi.nlm.nih.gov/15451222/)" in out
     assert "(K7)" in out
     assert "No IVIG dose is recommended." in out
@@ -120,7 +128,8 @@ def test_evaluate_markdown_is_a_note_with_linked_references() -> None:
 
 def test_evaluate_table_has_one_row_per_file_with_its_key_facts() -> None:
     """`--format table` (tab-separated when piped): file, tier, question, rule, key citation and
-    missing data of each example, as its golden JSON says."""
+    missing data of each example, as its golden JSON says, in words (tier label, question,
+    the missing facts' names)."""
     result = run("evaluate", "--format", "table", PATIENTS)
     assert result.exit_code == 0
     header, *rows = [line.split("\t") for line in result.stdout.splitlines()]
@@ -130,8 +139,8 @@ def test_evaluate_table_has_one_row_per_file_with_its_key_facts() -> None:
     for row, path in zip(rows, files, strict=True):
         golden = json.loads((PATIENTS / "expected" / f"{path.stem}.json").read_text())
         assert row[1:4] == [
-            golden["tier"],
-            golden["question"]["intended_use"],
+            TIER_LABELS[Tier(golden["tier"])],
+            question_phrase(golden["question"]["intended_use"], short=True),
             golden["primary_rule"],
         ]
         if not golden["citations"]:
@@ -140,7 +149,8 @@ def test_evaluate_table_has_one_row_per_file_with_its_key_facts() -> None:
             assert row[4] == "PMID not shown in the source"
         else:
             assert row[4].endswith(f", PMID {golden['citations'][0]['pmid']}")
-        assert row[5] == (", ".join(golden["missing_data"]) or "-")
+        assert row[5] == (", ".join(map(field_label, golden["missing_data"])) or "-")
+        assert "_" not in "".join(row[1:])
     by_file = {row[0]: row for row in rows}
     assert by_file["c05-spms-progressing.yaml"][4] == "Hommes 2004, PMID 15451222"
     assert by_file["c08-relapse-instead-of-steroids.yaml"][4] == "PMID not shown in the source"
@@ -159,13 +169,15 @@ def test_at_a_terminal_the_table_fits_the_screen(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(common, "console", lambda file=None: plain)
     assert evaluate._default_format(as_list=True) is evaluate.OutputFormat.TABLE
     assert evaluate._default_format(as_list=False) is evaluate.OutputFormat.TEXT
-    rows = [["c06-ppms.yaml", "insufficient_evidence", "disease_modifying", "C06", "x" * 80, "-"]]
+    tier = TIER_LABELS[Tier.SECOND_LINE]  # the widest label
+    rows = [["c02a-rrms-interferon-intolerant.yaml", tier, "long-term treatment", "C02a",
+             "x" * 80, "-"]]  # fmt: skip
     common.table(
-        ["file", "tier", "question", "rule", "key citation", "missing"], rows, whole=(1, 3)
+        ["file", "tier", "question", "rule", "key citation", "missing"], rows, whole=(1, 2, 3)
     )
     lines = screen.getvalue().splitlines()
     assert len(lines) == 2 and all(len(line) <= 100 for line in lines)
-    assert lines[1].startswith("c06-ppms.yaml  insufficient_evidence  disease_modifying  C06   xxx")
+    assert f"  {tier}  long-term treatment  C02a  " in lines[1]
     assert lines[1].endswith("…  -")
 
 
@@ -332,7 +344,7 @@ def test_evaluate_reports_a_knowledge_gap_per_file(kb_copy: tuple[Path, Path]) -
 
 
 def test_evaluate_help_explains_input_tiers_and_exit_codes() -> None:
-    """`evaluate --help` describes the file format, all six tiers and the exit codes."""
+    """`evaluate --help` describes the file format, every tier and the exit codes."""
     result = run("evaluate", "--help")
     assert result.exit_code == 0
     for tier in (
@@ -341,9 +353,11 @@ def test_evaluate_help_explains_input_tiers_and_exit_codes() -> None:
         "insufficient_evidence",
         "not_recommended",
         "indeterminate",
+        "outside_evidence",
         "not_applicable",
     ):
         assert f"  {tier} " in result.stdout
+    assert "Outside the evidence: The sources do not address this patient" in result.stdout
     assert "ivig-cds schema" in result.stdout
     assert "exit code is 1 if any" in result.stdout
     assert "- for standard input" in result.stdout
@@ -395,6 +409,28 @@ def test_rules_show_accepts_any_case_and_shows_a_caution() -> None:
     assert "Text:\n  This patient has a risk factor" in result.stdout
     assert "Clinical judgement, beyond the sources: Pregnancy and the puerperium" in result.stdout
     assert "Tier:" not in result.stdout
+
+
+def test_rules_show_lists_unless_groups_and_caution_notes(tmp_path: Path) -> None:
+    """A rule's `unless` groups and a caution's notes, with their conditions, are shown."""
+    rules, evidence = tmp_path / "rules", tmp_path / "evidence"
+    shutil.copytree(REPO / "rules", rules)
+    shutil.copytree(REPO / "evidence", evidence)
+    k5 = next((rules / "cautions").glob("K5-*.yaml"))
+    k5.write_text(
+        k5.read_text()
+        + "unless:\n  - ms_phenotype: CIS\n"
+        + "notes:\n  - when: {age_years: {at_least: 65}}\n    text: Aged {age_years}.\n"
+    )
+    result = run("rules", "show", "K5", "--rules", rules, "--evidence", evidence)
+    assert result.exit_code == 0, result.output
+    assert "Unless one of these holds (then it does not fire):\n  - ms_phenotype = CIS\n" in (
+        result.stdout
+    )
+    assert (
+        "Notes (added beneath the text when they hold):\n  - when age_years is at least 65:\n"
+        "      Aged {age_years}.\n"
+    ) in result.stdout
 
 
 def test_rules_show_unknown_id_suggests_the_nearest() -> None:

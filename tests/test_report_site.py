@@ -252,6 +252,14 @@ def test_unless_groups_read_as_plain_clauses(site: Path) -> None:
     )
 
 
+def test_an_outside_evidence_rule_says_why_it_cites_nothing(kb: KnowledgeBase, site: Path) -> None:
+    """C14/C15 cite no work: their pages say that the sources do not address the patient."""
+    for rule in kb.conclusions:
+        if rule.tier is Tier.OUTSIDE_EVIDENCE and not rule.evidence:
+            text = visible(site / "rules" / f"{rule.id}.html")
+            assert "None: the sources do not address this patient" in text, rule.id
+
+
 def test_outside_evidence_has_a_colour_and_a_legend_entry(site: Path) -> None:
     """The new tier is explained in the legend with its own colour, like every other tier."""
     html = (site / "index.html").read_text(encoding="utf-8")

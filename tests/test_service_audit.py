@@ -16,8 +16,10 @@ from ivig_cds import Evaluator
 from ivig_cds._pseudonym import Pseudonymizer
 from ivig_cds.cli import app as cli
 from ivig_cds.service import create_app
+from ivig_cds.service.audit import guidance_response, summarize
 from ivig_cds.service.journal import Journal
 from ivig_cds.service.recorder import StoreRecorder
+from ivig_cds.service.records import decision_row
 from ivig_cds.service.store import Store
 from tests.service_support import PV, TODAY, cards_of, request_file, serving
 
@@ -186,3 +188,27 @@ def test_audit_errors_are_sentences(tmp_path: Path) -> None:
         assert result.exit_code == code, (args, result.output)
         assert "Traceback" not in result.output
         assert message in " ".join(result.stderr.split())
+
+
+def test_the_store_keeps_and_summarises_outside_evidence(
+    evaluator: Evaluator, tmp_path: Path
+) -> None:
+    """A child's card (v3 tier outside_evidence) is stored, summarised under its own tier and
+    exported as a GuidanceResponse that succeeded (it waits on no data)."""
+    rec = evaluator.evaluate({"ms_phenotype": "RRMS", "first_line_dmt": "suitable", "age_years": 9})
+    assert rec.tier == "outside_evidence"
+    row = decision_row(
+        rec, card_uuid="c-1", service="s", hook="patient-view", hook_instance="h",
+        patient_key="k" * 64, order=None,
+    )  # fmt: skip
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    store.migrate()
+    store.insert("decisions", [row])
+    stored = store.rows("decisions")
+    store.dispose()
+    assert [r["tier"] for r in stored] == ["outside_evidence"]
+    [summary] = summarize(stored, [])
+    assert (summary.rule, summary.tier, summary.decisions) == (rec.primary_rule, rec.tier, 1)
+    resource = guidance_response(stored[0])
+    assert resource["status"] == "success"
+    assert resource["reasonCode"][0]["coding"][0]["code"] == "outside_evidence"

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -15,7 +16,7 @@ import typer
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._recommendation import PUBMED, Citation
 from ivig_cds._record_windows import RECORD_WINDOWS_NAME, RecordWindows, load_record_windows
-from ivig_cds._rules import CautionRule, ConclusionRule
+from ivig_cds._rules import CautionRule, ConclusionRule, ConditionSpec
 from ivig_cds.cli import common
 from ivig_cds.cli.common import EvidenceDir, RulesDir
 
@@ -190,9 +191,10 @@ def _rule_lines(kb: KnowledgeBase, rule: ConclusionRule | CautionRule) -> list[t
         lines.append(("  always", ""))
     if isinstance(rule, CautionRule) and rule.any_of:
         lines.append(("And one of these:", "bold"))
-        for group in rule.any_of:
-            words = " and ".join(f"{name} {c.describe()}" for name, c in group.items())
-            lines.append((f"  - {words}", ""))
+        lines += [(f"  - {_group(group)}", "") for group in rule.any_of]
+    if rule.unless:
+        lines.append(("Unless one of these holds (then it does not fire):", "bold"))
+        lines += [(f"  - {_group(group)}", "") for group in rule.unless]
     lines.append(("", ""))
     if isinstance(rule, ConclusionRule):
         lines += [
@@ -206,6 +208,11 @@ def _rule_lines(kb: KnowledgeBase, rule: ConclusionRule | CautionRule) -> list[t
         lines += [("", ""), ("Rationale:", "bold"), (f"  {rule.rationale.strip()}", "")]
     else:
         lines += [("Text:", "bold"), (f"  {rule.text.strip()}", "")]
+        if rule.notes:
+            lines += [("", ""), ("Notes (added beneath the text when they hold):", "bold")]
+            for note in rule.notes:
+                lines.append((f"  - when {_group(note.when)}:", ""))
+                lines.append((f"      {note.text.strip()}", ""))
     lines += [("", ""), ("Evidence:", "bold")]
     for evidence_id in rule.evidence:
         entry = kb.evidence[evidence_id]
@@ -227,6 +234,11 @@ def _rule_lines(kb: KnowledgeBase, rule: ConclusionRule | CautionRule) -> list[t
     if p.clinical_judgement:
         lines.append((f"  Clinical judgement, beyond the sources: {p.clinical_judgement}", "dim"))
     return lines
+
+
+def _group(conditions: Mapping[str, ConditionSpec]) -> str:
+    """Conditions as the rule file names them: "pregnancy_status = postpartum and ..."."""
+    return " and ".join(f"{name} {c.describe()}" for name, c in conditions.items())
 
 
 @evidence_app.callback()

@@ -1,30 +1,50 @@
 """`report.html`: the audit for people, from `summary.json` alone, in one self-contained page.
 
 Charts are SVG drawn here and embedded as `data:` images, so the page fetches nothing and
-shows the same offline, in a mail client or an archive.
+shows the same offline, in a mail client or an archive. Tiers and facts are shown in words
+(`ivig_cds._wording`); `summary.json` keeps their codes.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-_UNSUPPORTED = ("not_recommended", "insufficient_evidence", "indeterminate")
-_COLOURS = {
-    "second_line": "#2e7d32",
-    "not_first_line": "#9e9d24",
-    "insufficient_evidence": "#ef6c00",
-    "not_recommended": "#c62828",
-    "indeterminate": "#6a1b9a",
-    "not_applicable": "#757575",
+from ivig_cds._vocabulary import Tier
+from ivig_cds._wording import field_label, tier_label
+
+_COLOURS: Mapping[str, str] = {
+    Tier.SECOND_LINE: "#2e7d32",
+    Tier.NOT_FIRST_LINE: "#9e9d24",
+    Tier.INSUFFICIENT_EVIDENCE: "#ef6c00",
+    Tier.NOT_RECOMMENDED: "#c62828",
+    Tier.INDETERMINATE: "#6a1b9a",
+    Tier.OUTSIDE_EVIDENCE: "#00838f",
+    Tier.NOT_APPLICABLE: "#757575",
+}
+# What the summary counts besides tiers.
+_OTHER_LABELS: Mapping[str, str] = {
+    "undated": "No date: not judged",
+    "not_evaluated": "Not evaluated",
 }
 
 
-def bar_chart(title: str, bars: Sequence[tuple[str, int]]) -> str:
-    """A horizontal bar chart as SVG text; tier-named bars take the tier's colour."""
+def label(tier: str) -> str:
+    """A tier code of the summary in words ("Outside the evidence")."""
+    if tier in _OTHER_LABELS:
+        return _OTHER_LABELS[tier]
+    return tier_label(tier)
+
+
+def bar_chart(
+    title: str, bars: Sequence[tuple[str, int]], words: Mapping[str, str] | None = None
+) -> str:
+    """A horizontal bar chart as SVG text; tier-named bars take the tier's colour.
+
+    `words` gives the label shown for a bar's key (its tier's label, say); else the key."""
     width, label_w, row_h = 640, 230, 26
     height = 40 + row_h * max(1, len(bars))
     top = max((n for _, n in bars), default=0) or 1
@@ -35,12 +55,13 @@ def bar_chart(title: str, bars: Sequence[tuple[str, int]]) -> str:
     ]
     if not bars:
         parts.append('<text x="0" y="50">none</text>')
-    for i, (label, n) in enumerate(bars):
+    for i, (key, n) in enumerate(bars):
         y = 30 + i * row_h
         bar = int((width - label_w - 70) * n / top)
-        colour = _COLOURS.get(label, "#1565c0")
+        colour = _COLOURS.get(key, "#1565c0")
+        shown = (words or {}).get(key, key)
         parts += [
-            f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end">{html.escape(label)}</text>',
+            f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end">{html.escape(shown)}</text>',
             f'<rect x="{label_w}" y="{y + 4}" width="{max(bar, 1)}" height="{row_h - 8}" '
             f'fill="{colour}"/>',
             f'<text x="{label_w + bar + 6}" y="{y + 16}">{n:,}</text>',
@@ -71,8 +92,11 @@ def render_report(summary: dict[str, Any]) -> str:
     doses = list(ivig["doses_by_tier"].items())
     dose_missing = [(m["fact"], m["count"]) for m in ivig["missing_data_when_indeterminate"]]
     missing = [(m["fact"], m["count"]) for m in summary["missing_data_when_indeterminate"]]
+    tier_words = {code: label(code) for code, _ in (*doses, *tiers.items())}
+    fact_words = {fact: field_label(fact) for fact, _ in (*dose_missing, *missing)}
     total_doses = sum(n for _, n in doses)
     flagged = ivig["doses_unsupported"]
+    outside = ivig.get("doses_outside_evidence", 0)  # absent from summaries before 3.0.0
     files = [
         (
             f["name"],
@@ -84,6 +108,10 @@ def render_report(summary: dict[str, Any]) -> str:
         )
         for f in summary["files"]
     ]
+    unsupported = " or ".join(
+        f"<em>{html.escape(label(t).lower())}</em>"
+        for t in (Tier.NOT_RECOMMENDED, Tier.INSUFFICIENT_EVIDENCE)
+    )
     body = [
         "<h1>IVIG stewardship audit</h1>",
         f"<p>Tiers as of {html.escape(summary['as_of'])} "
@@ -93,26 +121,41 @@ def render_report(summary: dict[str, Any]) -> str:
         "with an MS-family diagnosis on record.</p>",
         "<h2>IVIG given, by what the sources said at the time of the dose</h2>",
         f"<p><strong>{flagged:,} of {total_doses:,} IVIG administrations and orders</strong> were "
-        "given where the sources say <code>not_recommended</code> or "
-        "<code>insufficient_evidence</code>, or where the decision was <code>indeterminate</code> "
-        "for lack of data.</p>",
-        _image(bar_chart("IVIG doses by tier at the dose date", doses), "IVIG doses by tier"),
+        f"given where the sources say {unsupported}, or where the "
+        "decision was <em>indeterminate</em> for lack of data.</p>",
+        f'<p class="review"><strong>{outside:,} IVIG administrations and orders to review'
+        "</strong> were given to patients the sources do not address (<em>outside the "
+        "evidence</em>: a child, or a patient on a disease-modifying therapy newer than the "
+        "sources). The sources cannot judge these either way, so they are not counted as "
+        "unsupported.</p>",
+        _image(
+            bar_chart("IVIG doses by tier at the dose date", doses, tier_words),
+            "IVIG doses by tier",
+        ),
         _table(
             ["kind", "tier at the dose date", "doses"],
-            [(d["kind"], d["tier"], d["doses"]) for d in ivig["doses_by_kind_and_tier"]],
+            [(d["kind"], label(d["tier"]), d["doses"]) for d in ivig["doses_by_kind_and_tier"]],
         ),
         _image(
-            bar_chart("Missing facts behind indeterminate doses", dose_missing[:10]),
+            bar_chart("Missing facts behind indeterminate doses", dose_missing[:10], fact_words),
             "missing facts behind indeterminate doses",
         ),
         "<h2>Patients with MS, by tier today</h2>",
-        _image(bar_chart("Patients by tier", sorted(tiers.items())), "patients by tier"),
+        _image(
+            bar_chart("Patients by tier", sorted(tiers.items()), tier_words), "patients by tier"
+        ),
         _table(
-            ["phenotype", "tier", "patients"],
-            [(r["phenotype"], r["tier"], r["patients"]) for r in summary["by_phenotype_and_tier"]],
+            ["MS course", "tier", "patients"],
+            [
+                (r["phenotype"], label(r["tier"]), r["patients"])
+                for r in summary["by_phenotype_and_tier"]
+            ],
         ),
         "<h2>The missing facts that most often blocked a decision</h2>",
-        _image(bar_chart("Missing facts (indeterminate patients)", missing[:10]), "missing facts"),
+        _image(
+            bar_chart("Missing facts (indeterminate patients)", missing[:10], fact_words),
+            "missing facts",
+        ),
         "<h2>Input accounted for</h2>",
         "<p>Every line of every file is used, skipped (a type or resource the audit does not "
         "read) or an error (listed in <code>errors.ndjson</code>).</p>",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ivig_cds._pseudonym import Pseudonymizer
+from ivig_cds._vocabulary import Tier
 from ivig_cds.population._audit import PatientAuditor
 from ivig_cds.population._engines import SEPARATOR, Engine, duckdb_engine
 from ivig_cds.population._error_log import ErrorLog
@@ -39,6 +40,13 @@ from ivig_cds.population._medications import MedicationIndex
 from ivig_cds.population._report import write_report
 
 KEY_CACHE = 100_000  # FHIR ids whose key (an HMAC) is remembered: a bounded cache
+
+# Doses given where the sources say no (or too little) or the decision lacked data. Doses for
+# patients the sources do not address (outside_evidence) are counted apart: the sources cannot
+# judge them either way, so they are flagged for review, not called unsupported.
+UNSUPPORTED = tuple(
+    t.value for t in (Tier.NOT_RECOMMENDED, Tier.INSUFFICIENT_EVIDENCE, Tier.INDETERMINATE)
+)
 
 
 @dataclass
@@ -219,7 +227,6 @@ class _Tally:
             self.exposed_patients[dose_tier] += 1
 
     def summary(self, run: PopulationRun) -> dict[str, Any]:
-        flagged = ("not_recommended", "insufficient_evidence", "indeterminate")
         doses_by_tier: Counter[str] = Counter()
         for (_, tier), n in self.doses.items():
             doses_by_tier[tier] += n
@@ -243,7 +250,9 @@ class _Tally:
                     {"kind": k, "tier": t, "doses": n} for (k, t), n in sorted(self.doses.items())
                 ],
                 "patients_by_tier": dict(sorted(self.exposed_patients.items())),
-                "doses_unsupported": sum(doses_by_tier[t] for t in flagged),
+                "doses_unsupported": sum(doses_by_tier[t] for t in UNSUPPORTED),
+                # the sources cannot judge these (a child, a newer therapy): for review, apart
+                "doses_outside_evidence": doses_by_tier[Tier.OUTSIDE_EVIDENCE.value],
                 "missing_data_when_indeterminate": _ranked(self.dose_missing),
             },
         }
