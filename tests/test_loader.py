@@ -91,8 +91,8 @@ def test_bad_enum_value_is_located_with_suggestion(tmp_path: Path) -> None:
     errors = _with_rule(tmp_path, C99.replace("tier: second_line", "tier: second-line"))
     assert errors == [
         "rules/conclusions/C99-test.yaml:9:1: tier: Input should be 'second_line', "
-        "'not_first_line', 'insufficient_evidence', 'not_recommended', 'indeterminate', 'outside_evidence' or "
-        "'not_applicable'; got 'second-line'; did you mean 'second_line'?"
+        "'not_first_line', 'insufficient_evidence', 'not_recommended', 'indeterminate', "
+        "'outside_evidence' or 'not_applicable'; got 'second-line'; did you mean 'second_line'?"
     ]
 
 
@@ -358,3 +358,19 @@ def test_content_hash_covers_the_record_windows(tmp_path: Path) -> None:
     path = rules / "record-windows.yaml"
     path.write_text(path.read_text(encoding="utf-8").replace("weeks: 4\n", "weeks: 5\n"))
     assert load_knowledge_base(rules, evidence).content_hash != before
+
+
+def test_a_passage_naming_an_unknown_or_foreign_work_is_located(tmp_path: Path) -> None:
+    """A passage's work must be in the registry and read from the passage's own document."""
+    rules, evidence = _copy_kb(tmp_path)
+    c06 = rules / "conclusions" / "C06-ppms.yaml"
+    text = c06.read_text(encoding="utf-8")
+    first = text.index("work: ")
+    end = text.index("\n", first)
+    c06.write_text(text[:first] + "work: pmid-99999999" + text[end:], encoding="utf-8")
+    (problem,) = _errors(rules, evidence)
+    assert "provenance.passages.0.work: 'pmid-99999999' is not in the evidence registry" in problem
+    assert problem.startswith("rules/conclusions/C06-ppms.yaml:")
+    c06.write_text(text[:first] + "work: pmid-12453069" + text[end:], encoding="utf-8")
+    (problem,) = _errors(rules, evidence)
+    assert "'pmid-12453069' was read from 002_5688a4feca6d758d.txt, not from" in problem

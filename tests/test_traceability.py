@@ -102,6 +102,35 @@ def test_every_provenance_passage_is_quoted_verbatim_from_its_seed(kb: Knowledge
             assert " ".join(passage.quote.split()) in seed, (rule.id, passage.quote)
 
 
+def test_every_passage_names_its_work(kb: KnowledgeBase) -> None:
+    """Every quoted passage names the work it is printed in, read from the same document, so
+    that it is shown under that work's name and never under a document number."""
+    for rule in (*kb.conclusions, *kb.cautions):
+        for passage in rule.provenance.passages:
+            assert passage.work is not None, (rule.id, passage.quote)
+            assert kb.evidence[passage.work].source.seed == passage.seed, (rule.id, passage.quote)
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="shared/seeds is not beside this checkout")
+def test_every_passage_is_printed_in_the_work_it_names(kb: KnowledgeBase) -> None:
+    """A passage from a page of several abstracts lies within its work's own abstract (#N)."""
+    for rule in (*kb.conclusions, *kb.cautions):
+        for passage in rule.provenance.passages:
+            entry = kb.evidence[passage.work or ""]
+            text = (SEEDS / passage.seed).read_text(encoding="utf-8")
+            section = entry.source.section or ""
+            if section.startswith("#"):
+                start = re.search(rf"^{re.escape(section)}\s*$", text, re.M)
+                assert start is not None, (entry.id, section)
+                rest = text[start.end() :]
+                following = re.search(r"^#\d+\s*$", rest, re.M)
+                text = rest[: following.start()] if following else rest
+            assert " ".join(passage.quote.split()) in " ".join(text.split()), (
+                rule.id,
+                passage.quote,
+            )
+
+
 @pytest.mark.skipif(not SEEDS.is_dir(), reason="shared/seeds is not beside this checkout")
 def test_evidence_traces_to_its_seed(kb: KnowledgeBase) -> None:
     """Each entry's seed exists, and its PMID, DOI and every outcome figure are printed there."""

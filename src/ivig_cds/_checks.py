@@ -77,6 +77,7 @@ def cross_check(
         *_unique_ids(((e.id, p, d) for e, p, d in evidence), "evidence"),
         *_file_named_after_id(evidence),
         *_citations_resolve(rules, evidence_ids),
+        *_passages_name_their_work(rules, {e.id: e for e, _, _ in evidence}, evidence_ids),
         *_evidence_used(rules, evidence, cited_by_unusable),
         *_conditions_legal(rules, conclusion_ids | unusable_rules),
         *_precedence_unique(rules),
@@ -130,6 +131,33 @@ def _citations_resolve(rules: list[LocatedRule], known: set[str]) -> Iterator[Kn
                 )
         if len(set(r.rule.evidence)) != len(r.rule.evidence):
             yield _issue(r.path, r.doc, ("evidence",), "evidence: an entry is cited twice")
+
+
+def _passages_name_their_work(
+    rules: list[LocatedRule], entries: Mapping[str, EvidenceEntry], known: set[str]
+) -> Iterator[KnowledgeIssue]:
+    for r in rules:
+        for i, passage in enumerate(r.rule.provenance.passages):
+            loc = ("provenance", "passages", i, "work")
+            if passage.work is None:
+                continue
+            if passage.work not in known:
+                hint = did_you_mean(passage.work, known)
+                yield _issue(
+                    r.path,
+                    r.doc,
+                    loc,
+                    f"provenance.passages.{i}.work: '{passage.work}' is not in the evidence "
+                    f"registry{hint}",
+                )
+            elif passage.work in entries and entries[passage.work].source.seed != passage.seed:
+                yield _issue(
+                    r.path,
+                    r.doc,
+                    loc,
+                    f"provenance.passages.{i}.work: '{passage.work}' was read from "
+                    f"{entries[passage.work].source.seed}, not from {passage.seed}",
+                )
 
 
 def _evidence_used(

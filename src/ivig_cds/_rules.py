@@ -135,10 +135,17 @@ class Certainty(_Frozen):
 
 
 class Passage(_Frozen):
-    """A place in a seed document a rule rests on: the file and a short verbatim excerpt."""
+    """A place in a seed document a rule rests on: the file, a short verbatim excerpt, and the
+    work it is printed in."""
 
     seed: str = Field(min_length=1, pattern=r"^[^/\\]+$")
     quote: str = Field(min_length=8, max_length=400)
+    work: str | None = Field(
+        default=None,
+        pattern=EVIDENCE_ID_PATTERN,
+        description="The evidence entry (work) the quote is printed in, where a document "
+        "holds several, so that a quote is shown under its work's name.",
+    )
 
 
 class Provenance(_Frozen):

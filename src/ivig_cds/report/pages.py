@@ -92,6 +92,9 @@ class Site:
     def attribution(self, rule: AnyRule, passage: Passage) -> Attribution:
         """The work `passage` (of `rule`'s provenance) is quoted from; see `Attribution`."""
         document = self._document(passage.seed)
+        named = tuple(e for e in document if e.id == passage.work)
+        if named:
+            return Attribution(named)
         if len(document) <= 1:
             return Attribution(document)
         quote = _folded(passage.quote)
