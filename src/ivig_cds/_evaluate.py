@@ -308,6 +308,7 @@ class Evaluator:
             title=rule.title,
             text=rule.text,
             citations=self._citations[rule.id],
+            display=rule.display,
         )
 
 

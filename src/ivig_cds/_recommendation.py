@@ -88,6 +88,11 @@ class Caution(_Frozen):
         "recorded risk factors), filled in from the rule's notes.",
     )
     citations: tuple[Citation, ...]
+    display: Literal["caution", "first", "standing"] = Field(
+        default="caution",
+        description="'first': shown before the rest of the result; 'standing': a standing "
+        "statement about this tool, shown apart from the cautions.",
+    )
 
 
 class Question(_Frozen):

@@ -240,6 +240,9 @@ class ConclusionRule(_Rule):
         return tuple(f for f, c in self.when.items() if c.operator is Operator.UNKNOWN)
 
 
+CautionDisplay = Literal["caution", "first", "standing"]
+
+
 class CautionNote(_Frozen):
     """A sentence added to a caution when its conditions hold, naming what in the record led to
     it. `{field}` in the text is replaced by the patient's value (a list: its items)."""
@@ -285,6 +288,11 @@ class CautionRule(_Rule):
     any_of: tuple[Conditions, ...] = ()
     text: str = Field(min_length=1)
     notes: tuple[CautionNote, ...] = ()
+    display: CautionDisplay = Field(
+        default="caution",
+        description="'first': leads the result (a card's summary starts with it); 'standing': "
+        "shown apart, as a standing statement about this tool; else among the cautions.",
+    )
 
     @model_validator(mode="after")
     def _groups_not_empty(self) -> Self:

@@ -16,7 +16,7 @@ from enum import Enum
 
 from pydantic import BaseModel
 
-from ivig_cds._recommendation import Fact, Finding, Recommendation
+from ivig_cds._recommendation import Caution, Fact, Finding, Recommendation
 from ivig_cds._vocabulary import (
     FIRST_LINE_CLASSES,
     TIER_LABELS,
@@ -38,6 +38,7 @@ __all__ = [
     "PHENOTYPE_NAMES",
     "QUESTION_PHRASES",
     "QUESTION_SHORT",
+    "cautions_by_display",
     "certainty_phrase",
     "decided_by",
     "design_phrase",
@@ -334,3 +335,14 @@ def unused_line(rec: Recommendation) -> str | None:
     if not rec.unused_facts:
         return None
     return f"Not used by this knowledge base: {', '.join(map(field_label, rec.unused_facts))}"
+
+
+def cautions_by_display(
+    rec: Recommendation,
+) -> tuple[tuple[Caution, ...], tuple[Caution, ...], tuple[Caution, ...]]:
+    """The result's cautions as every surface places them: those that lead the result (IVIG
+    already being given), the cautions proper, and the standing statements about this tool."""
+    first = tuple(c for c in rec.cautions if c.display == "first")
+    standing = tuple(c for c in rec.cautions if c.display == "standing")
+    ordinary = tuple(c for c in rec.cautions if c.display == "caution")
+    return first, ordinary, standing

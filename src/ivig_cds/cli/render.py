@@ -19,6 +19,7 @@ from ivig_cds._recommendation import Caution, Citation, Finding, Recommendation
 from ivig_cds._vocabulary import TIER_LABELS, TIER_MEANINGS, Tier
 from ivig_cds._wording import (
     MISSING_HEADING,
+    cautions_by_display,
     certainty_phrase,
     decided_by,
     design_phrase,
@@ -129,13 +130,20 @@ def render_text(rec: Recommendation, *, source: str | None = None) -> Group:
     certainty = _certainty(rec)
     if certainty is not None:
         parts.append(_field("Certainty", certainty))
+    first, cautions, standing = cautions_by_display(rec)
+    for caution in first:  # IVIG already being given: read before anything else
+        parts += [Text(""), *_caution_text(caution)]
     parts += [Text(""), Text("Rationale", style="bold"), Text(f"  {rec.rationale}")]
     if rec.citations:
         parts += [Text(""), Text("Evidence", style="bold")]
         parts += [_cited(c) for c in rec.citations]
-    if rec.cautions:
+    if cautions:
         parts += [Text(""), Text("Cautions", style="bold")]
-        parts += [line for caution in rec.cautions for line in _caution_text(caution)]
+        parts += [line for caution in cautions for line in _caution_text(caution)]
+    for caution in standing:  # a statement about this tool, apart from the cautions
+        parts += [Text(""), Text(f"{caution.title} ({caution.rule_id})", style="bold")]
+        parts += [Text(f"  {caution.text}")]
+        parts += [Text(f"  {note}", style="italic") for note in caution.notes]
     if rec.missing_data:
         parts += [Text(""), Text(MISSING_HEADING, style="bold")]
         parts += [Text(f"  - {missing_question(f)}") for f in rec.missing_data]
@@ -207,25 +215,22 @@ def render_markdown(rec: Recommendation, *, source: str | None = None) -> str:
     certainty = _certainty(rec)
     if certainty is not None:
         lines.append(f"- **Certainty of evidence:** {certainty}")
-    lines += [
-        f"- **Decided by:** {decided_by(rec)}",
-        "",
-        "### Rationale",
-        "",
-        rec.rationale,
-    ]
+    first, cautions, standing = cautions_by_display(rec)
+    lines.append(f"- **Decided by:** {decided_by(rec)}")
+    for caution in first:  # IVIG already being given: read before anything else
+        lines += ["", f"### {caution.title} ({caution.rule_id})", "", caution.text]
+        lines += [f"- {note}" for note in caution.notes]
+        lines += [f"\nSources: {_md_sources(caution)}."] if caution.citations else []
+    lines += ["", "### Rationale", "", rec.rationale]
     if rec.citations:
         lines += ["", "### Evidence", ""]
         lines += [f"{i}. {_md_cite(c)}" for i, c in enumerate(rec.citations, 1)]
-    if rec.cautions:
+    if cautions:
         lines += ["", "### Cautions", ""]
-        for caution in rec.cautions:
-            refs = "; ".join(
-                _md_ref(c) if c.url else f"{c.title} ({c.reference})" for c in caution.citations
-            )
-            sources = f" Sources: {refs}." if refs else ""
-            lines.append(f"- **{caution.title}** ({caution.rule_id}). {caution.text}{sources}")
-            lines += [f"  - {note}" for note in caution.notes]
+        lines += [line for caution in cautions for line in _md_caution(caution)]
+    for caution in standing:  # a statement about this tool, apart from the cautions
+        lines += ["", f"### {caution.title} ({caution.rule_id})", "", caution.text]
+        lines += [f"- {note}" for note in caution.notes]
     if rec.missing_data:
         lines += ["", f"### {MISSING_HEADING}", ""]
         lines += [f"- {missing_question(f)}" for f in rec.missing_data]
@@ -243,6 +248,19 @@ def render_markdown(rec: Recommendation, *, source: str | None = None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _md_sources(caution: Caution) -> str:
+    return "; ".join(
+        _md_ref(c) if c.url else f"{c.title} ({c.reference})" for c in caution.citations
+    )
+
+
+def _md_caution(caution: Caution) -> list[str]:
+    refs = _md_sources(caution)
+    sources = f" Sources: {refs}." if refs else ""
+    line = f"- **{caution.title}** ({caution.rule_id}). {caution.text}{sources}"
+    return [line, *(f"  - {note}" for note in caution.notes)]
 
 
 def _md_cite(citation: Citation) -> str:

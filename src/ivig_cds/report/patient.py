@@ -67,6 +67,7 @@ def patient_page(
         unused=[field_words(name) for name in result.unused_facts],
         evidence=kb.evidence,
         secondary=[f for f in result.findings if f.role == "secondary"],
+        cautions=_wording.cautions_by_display(result),
         secondary_heading=_wording.secondary_heading(result),
     )
 

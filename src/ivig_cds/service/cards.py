@@ -19,6 +19,7 @@ from ivig_cds._recommendation import Caution, Citation, Recommendation
 from ivig_cds._vocabulary import Tier
 from ivig_cds._wording import (
     MISSING_HEADING,
+    cautions_by_display,
     certainty_phrase,
     missing_question,
     question_phrase,
@@ -73,9 +74,6 @@ _ADVISING = frozenset(Tier) - {Tier.INDETERMINATE, Tier.OUTSIDE_EVIDENCE, Tier.N
 _DATED = frozenset({Tier.SECOND_LINE, Tier.NOT_FIRST_LINE})
 _DATES = re.compile(r"2002\s*(?:-|\u2013|to)\s*2008")  # hyphen, en dash or "to"
 _DATE_NOTE = " (2002-2008 evidence)"
-IVIG_IN_USE = "K12"  # the caution family for IVIG already being given
-
-
 def indicator_for(tier: Tier, *, ordering: bool) -> str:
     """`info` or `warning` for a tier.
 
@@ -146,8 +144,9 @@ def card_for(
 
 
 def ivig_in_use(rec: Recommendation) -> Caution | None:
-    """The caution saying that IVIG is already being given (K12a/b/c), if the result has one."""
-    return next((c for c in rec.cautions if c.rule_id.startswith(IVIG_IN_USE)), None)
+    """The caution that leads the result (K12a/b/c: IVIG is already being given), if any."""
+    first, _, _ = cautions_by_display(rec)
+    return first[0] if first else None
 
 
 def card_summary(rec: Recommendation) -> str:
@@ -215,10 +214,15 @@ def _detail(rec: Recommendation, conflicts: Sequence[str]) -> str:
         lines += ["**Evidence**"]
         lines += [f"- {_cite(c)}" for c in rec.citations]
         lines += [""]
-    cautions = [c for c in rec.cautions if c is not in_use]
+    first, ordinary, standing = cautions_by_display(rec)
+    cautions = [c for c in (*first, *ordinary) if c is not in_use]
     if cautions:
         lines += ["**Cautions**"]
         lines += [line for c in cautions for line in _caution_lines(c)]
+        lines += [""]
+    for caution in standing:
+        lines += [f"**{caution.title}**", caution.text]
+        lines += [f"- {n}" for n in caution.notes]
         lines += [""]
     others = [f for f in rec.findings if f.role == "secondary"]
     if others:
