@@ -146,53 +146,57 @@ def test_conflicts_appear_in_the_detail(evaluator: Evaluator) -> None:
     assert card["extension"][EXTENSION_KEY]["conflicts"] == 1
 
 
-# Knowledge base 2.0.0 (issue 9): each clinical change reaches the card a clinician sees.
-V2_CARDS = [
-    (  # postpartum no longer lasts for ever
+# Knowledge bases 2.0.0 and 3.0.0: each clinical change reaches the card a clinician sees.
+CLINICAL_CARDS = [
+    (  # postpartum no longer lasts for ever (2.0.0)
         {"ms_phenotype": "RRMS", "first_line_dmt": "suitable", "sex": "female",
          "pregnancy_status": "postpartum", "weeks_postpartum": 100, "breastfeeding": False},
-        "not_first_line", "C01", [], ["K5", "K8"],
+        "not_first_line", "C01", [], ["K5", "K8", "K11"],
     ),
-    (  # breastfeeding keeps C10 to week 52
+    (  # breastfeeding keeps C10 to week 52, and C01 is not listed in that window (3.0.0)
         {"ms_phenotype": "RRMS", "first_line_dmt": "suitable", "sex": "female",
          "pregnancy_status": "postpartum", "weeks_postpartum": 20, "breastfeeding": True},
-        "second_line", "C10c", ["C01"], ["K2", "K3", "K4", "K5", "K8"],
+        "second_line", "C10c", [], ["K2", "K3", "K4", "K5", "K8", "K11"],
     ),
     (  # the relapse finding is listed when long-term use is asked
         {"ms_phenotype": "RRMS", "intended_use": "disease_modifying", "acute_relapse": True,
          "on_iv_methylprednisolone": True, "first_line_dmt": "not_tolerated", "sex": "male"},
-        "second_line", "C02a", ["C07"], ["K2", "K3", "K4", "K5", "K6", "K8"],
+        "second_line", "C02a", ["C07"], ["K2", "K3", "K4", "K5", "K6", "K8", "K11"],
     ),
     (  # pregnancy brings the thrombosis caution
         {"ms_phenotype": "RRMS", "sex": "female", "pregnancy_status": "pregnant"},
-        "insufficient_evidence", "C11", ["C13b"], ["K1", "K5", "K8"],
+        "insufficient_evidence", "C11", ["C13b"], ["K1", "K5", "K8", "K11"],
     ),
-    (  # CIS with therapy ineffective: very low certainty, diagnosis to review
+    (  # a 16-year-old on a newer therapy: outside the evidence; the CIS diagnosis to review
         {"ms_phenotype": "CIS", "first_line_dmt": "ineffective", "sex": "male", "age_years": 16,
          "other_dmt_in_use": True},
-        "second_line", "C03b", [], ["K2", "K3", "K4", "K5", "K6", "K8", "K9", "K10"],
+        "outside_evidence", "C15", ["C03b", "C14"], ["K5", "K8", "K11", "K13"],
     ),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("case", V2_CARDS)
-def test_knowledge_base_v2_reaches_the_card(
+@pytest.mark.parametrize("case", CLINICAL_CARDS)
+def test_clinical_changes_reach_the_card(
     evaluator: Evaluator, case: tuple[dict[str, object], str, str, list[str], list[str]]
 ) -> None:
-    """Tier, deciding rule, secondary findings and cautions as the card's audit extension."""
+    """Tier, deciding rule, secondary findings and cautions as the card's audit extension, and
+    each caution in the detail (a standing one, K11, as its own block)."""
     patient, tier, primary, secondary, cautions = case
-    card = card_for(evaluator.evaluate(patient), service_id="s", hook_instance="h")
+    rec = evaluator.evaluate(patient)
+    card = card_for(rec, service_id="s", hook_instance="h")
     assert card is not None
     audit = card["extension"][EXTENSION_KEY]
     assert (audit["tier"], audit["primaryRule"]) == (tier, primary)
     assert [r["id"] for r in audit["rules"] if r["role"] == "secondary"] == secondary
     assert audit["cautions"] == cautions
-    titles = {c.rule_id: c.title for c in evaluator.evaluate(patient).cautions}
-    for caution in cautions:
-        assert f"**{titles[caution]}:**" in card["detail"]
-    if primary == "C03b":
-        assert "review the diagnosis" in card["summary"]
-        assert "**Certainty of evidence:** very low." in card["detail"]
+    for caution in rec.cautions:
+        shown = (
+            f"**{caution.title}**\n" if caution.display == "standing" else f"**{caution.title}:**"
+        )
+        assert shown in card["detail"]
+    assert card["detail"].index("**What this tool does not check**") > card["detail"].index(
+        "**Cautions**"
+    )
 
 
 # Knowledge base 3.0.0: the new tier, IVIG already being given, and the card in plain words.
@@ -256,9 +260,9 @@ def test_ivig_already_given_leads_the_card(
 
 
 def _with_summary(rec: Recommendation, summary: str, *, in_use: bool) -> Recommendation:
-    cautions = tuple(c for c in rec.cautions if not c.rule_id.startswith("K12"))
+    cautions = tuple(c for c in rec.cautions if c.display != "first")
     if in_use:
-        cautions += (cautions[0].model_copy(update={"rule_id": "K12a"}),)
+        cautions += (cautions[0].model_copy(update={"rule_id": "K12a", "display": "first"}),)
     return rec.model_copy(update={"summary": summary, "cautions": cautions})
 
 
