@@ -77,7 +77,7 @@ def test_evaluate_one_file_prints_one_json_document_when_piped() -> None:
     rec = json.loads(result.stdout)
     assert (rec["tier"], rec["primary_rule"]) == ("second_line", "C02a")
     assert rec["patient_id"] == "example-c02a-rrms-interferon-intolerant"
-    assert {c["rule_id"] for c in rec["cautions"]} == {"K2", "K3", "K4", "K5", "K6", "K8"}
+    assert {c["rule_id"] for c in rec["cautions"]} == {"K2", "K3", "K4", "K5", "K6", "K8", "K11"}
     assert result.stderr == ""
 
 
@@ -194,6 +194,7 @@ def test_evaluate_directory_gives_a_json_list_in_name_order() -> None:
         "insufficient_evidence",
         "not_recommended",
         "indeterminate",
+        "outside_evidence",
         "not_applicable",
     }
 
@@ -308,10 +309,10 @@ def test_evaluate_with_another_knowledge_base(kb_copy: tuple[Path, Path]) -> Non
     """--rules/--evidence evaluate against an edited copy, whose version the result cites."""
     rules, evidence = kb_copy
     manifest = rules / "knowledge-base.yaml"
-    manifest.write_text(manifest.read_text().replace("version: 2.0.0", "version: 2.1.0"))
+    manifest.write_text(manifest.read_text().replace("version: 3.0.0", "version: 3.1.0"))
     result = run("evaluate", "--rules", rules, "--evidence", evidence, SPMS)
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["knowledge_base"]["version"] == "2.1.0"
+    assert json.loads(result.stdout)["knowledge_base"]["version"] == "3.1.0"
 
 
 def test_evaluate_with_an_invalid_knowledge_base_lists_every_issue(
@@ -353,6 +354,7 @@ def test_evaluate_help_explains_input_tiers_and_exit_codes() -> None:
         "insufficient_evidence",
         "not_recommended",
         "indeterminate",
+        "outside_evidence",
         "outside_evidence",
         "not_applicable",
     ):
@@ -403,10 +405,10 @@ def test_rules_show_accepts_any_case_and_shows_a_caution() -> None:
     """`rules show k1` finds K1 and shows its condition and text instead of a tier."""
     result = run("rules", "show", "k1")
     assert result.exit_code == 0
-    assert result.stdout.startswith("K1  Thromboembolic risk\ncaution, version 2")
+    assert result.stdout.startswith("K1  Thromboembolic risk\ncaution, version 3")
     assert "And one of these:\n  - thromboembolic_risk_factors is not empty\n" in result.stdout
     assert "  - pregnancy_status = postpartum and weeks_postpartum is at most 12\n" in result.stdout
-    assert "Text:\n  This patient has a risk factor" in result.stdout
+    assert "Text:\n  Thromboembolic events are a recognised risk of IVIG" in result.stdout
     assert "Clinical judgement, beyond the sources: Pregnancy and the puerperium" in result.stdout
     assert "Tier:" not in result.stdout
 
@@ -470,7 +472,7 @@ def test_evidence_lists_every_entry_with_the_rules_citing_it(kb: KnowledgeBase) 
     rows = {line.split("\t")[0]: line.split("\t") for line in lines[1:]}
     assert set(rows) == set(kb.evidence)
     assert rows["pmid-15451222"][1:6] == [
-        "2004", "randomized_placebo_controlled_trial", "318", "15451222", "C05,K1,K3"
+        "2004", "randomized_placebo_controlled_trial", "318", "15451222", "C05,K1,K3,K12a"
     ]  # fmt: skip
 
 
@@ -485,7 +487,7 @@ def test_evidence_show_prints_design_figures_quality_and_citing_rules() -> None:
     assert "PMID: 15451222 https://pubmed.ncbi.nlm.nih.gov/15451222/" in out
     assert "hazard ratio 1.11 [95% CI 0.80-1.53]" in out  # brackets survive: no markup
     assert "Quality notes:\n  - " in out
-    assert out.rstrip().endswith("Cited by: C05, K1, K3")
+    assert out.rstrip().endswith("Cited by: C05, K1, K3, K12a")
 
 
 def test_evidence_show_unknown_id_is_a_usage_error() -> None:
@@ -507,7 +509,7 @@ def test_validate_reports_counts_version_and_hash(kb: KnowledgeBase) -> None:
         f"knowledge base OK: {len(kb.conclusions)} conclusions, {len(kb.cautions)} cautions, "
         f"{len(kb.evidence)} evidence entries (version {kb.version}, {kb.content_hash})\n"
         "record windows OK: pregnant 42 weeks, not_pregnant 4 weeks, breastfeeding 26 weeks, "
-        "postpartum 104 weeks\n"
+        "postpartum 104 weeks, ivig_in_use 8 weeks\n"
     )
 
 
@@ -738,7 +740,7 @@ def test_evaluate_applies_knowledge_base_v2(
     assert rec["unused_facts"] == unused
     assert "K8" in [c["rule_id"] for c in rec["cautions"]]
     text = run("evaluate", "--format", "text", path).stdout
-    assert ("Not used by this knowledge base: edss" in text) == bool(unused)
+    assert ("Not used by this knowledge base: EDSS" in text) == bool(unused)
 
 
 def test_evaluate_rejects_the_relapse_question_for_a_patient_not_in_relapse(
