@@ -82,6 +82,18 @@ def test_spms_ivig_draft_order_gets_warning_card_citing_esims(client: httpx.Clie
     assert card["extension"][EXTENSION_KEY]["order"] == "MedicationRequest/ivig-draft-1"
 
 
+def test_an_ivig_order_asks_for_thrombotic_risk_factors(client: httpx.Client) -> None:
+    """v3: signing an IVIG order with no thrombotic risk factor on record asks for them (on
+    the card, as a question), although the same patient's chart view does not."""
+    body = request_file("order-sign-spms-ivig")
+    (card,) = cards_of(client.post("/cds-services/ivig-ms-order-sign", json=body))
+    assert "thromboembolic_risk_factors" in card["extension"][EXTENSION_KEY]["missingData"]
+    assert "thromboembolic risk factors" in card["detail"]
+    chart = {**body, "hook": "patient-view", "context": {"patientId": body["context"]["patientId"]}}
+    (card,) = cards_of(client.post(PV, json=chart))
+    assert "thromboembolic_risk_factors" not in card["extension"][EXTENSION_KEY]["missingData"]
+
+
 def test_order_select_without_ivig_selected_gives_no_card(client: httpx.Client) -> None:
     """Selecting amoxicillin (an IVIG draft elsewhere in the basket) gives no card."""
     body = request_file("order-select-spms-not-ivig")
