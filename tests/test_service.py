@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import uuid
@@ -92,6 +93,33 @@ def test_an_ivig_order_asks_for_thrombotic_risk_factors(client: httpx.Client) ->
     chart = {**body, "hook": "patient-view", "context": {"patientId": body["context"]["patientId"]}}
     (card,) = cards_of(client.post(PV, json=chart))
     assert "thromboembolic_risk_factors" not in card["extension"][EXTENSION_KEY]["missingData"]
+
+
+def test_a_patient_receiving_ivig_gets_a_card_that_leads_with_it(client: httpx.Client) -> None:
+    """v3: IVIG given three weeks ago (a MedicationAdministration in the prefetch) makes the
+    patient-view card lead with continuing IVIG, in its summary and at the top of its detail."""
+    body = request_file("patient-view-rrms-interferon-intolerant")
+    given = {
+        "resourceType": "MedicationAdministration",
+        "id": "ivig-given",
+        "status": "completed",
+        "subject": {"reference": f"Patient/{body['context']['patientId']}"},
+        "effectiveDateTime": (TODAY - dt.timedelta(weeks=3)).isoformat(),
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.whocc.no/atc", "code": "J06BA02"}]
+        },
+    }
+    body["prefetch"]["medicationAdministrations"] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": given}],
+    }
+    (card,) = cards_of(client.post(PV, json=body))
+    audit = card["extension"][EXTENSION_KEY]
+    assert (audit["tier"], "K12a" in audit["cautions"]) == ("second_line", True)
+    assert card["summary"].startswith("On IVIG: ")
+    assert len(card["summary"]) < 140
+    assert card["detail"].startswith("- **Continuing IVIG")
 
 
 def test_order_select_without_ivig_selected_gives_no_card(client: httpx.Client) -> None:

@@ -37,7 +37,7 @@ def prefetch_templates() -> dict[str, str]:
         "observations": f"Observation?patient={_P}&code={observed}",
         "medicationStatements": f"MedicationStatement?patient={_P}",
         "medicationRequests": f"MedicationRequest?patient={_P}",
-        # IVIG given in the last weeks (ivig_in_use, knowledge spec v3)
+        # IVIG given in the last weeks (ivig_in_use)
         "medicationAdministrations": f"MedicationAdministration?patient={_P}",
         "allergies": f"AllergyIntolerance?patient={_P}",
         "procedures": f"Procedure?patient={_P}&code={deliveries}",
