@@ -581,6 +581,16 @@ def test_trace_unknown_format_is_a_usage_error() -> None:
     assert "'html' is not one of 'markdown', 'csv', 'json'" in result.stderr
 
 
+def test_schema_of_a_result_lists_every_tier() -> None:
+    """`schema --of result` is the result's JSON Schema, with outside_evidence among the tiers."""
+    result = run("schema", "--of", "result")
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "Recommendation"
+    assert "outside_evidence" in schema["$defs"]["Tier"]["enum"]
+    assert "display" in schema["$defs"]["Caution"]["properties"]
+
+
 def test_schema_is_the_patient_context_json_schema() -> None:
     """`schema` prints the pydantic JSON Schema: closed object, every field, vocabularies."""
     result = run("schema")

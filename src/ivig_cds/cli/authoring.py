@@ -13,6 +13,7 @@ import typer
 from ivig_cds._errors import EngineUnavailableError, IvigCdsError
 from ivig_cds._evaluate import Evaluator
 from ivig_cds._patient import PatientContext
+from ivig_cds._recommendation import Recommendation
 from ivig_cds._trace import to_csv, to_json, to_markdown, trace_matrix
 from ivig_cds.cli import common
 from ivig_cds.cli.common import EvidenceDir, RulesDir
@@ -79,13 +80,28 @@ def trace(
         typer.echo(to_markdown(matrix), nl=False)
 
 
+class SchemaOf(StrEnum):
+    patient = "patient"
+    result = "result"
+
+
 @commands.command(cls=common.PlainHelpCommand)
-def schema() -> None:
-    """Print the JSON Schema of a patient file (the patient context), for validating input."""
+def schema(
+    of: Annotated[
+        SchemaOf,
+        typer.Option(
+            "--of",
+            help="patient: the input (a patient file); result: what evaluate returns as JSON "
+            "(tiers, findings, cautions, missing data).",
+        ),
+    ] = SchemaOf.patient,
+) -> None:
+    """Print the JSON Schema of a patient file (the patient context), or of a result."""
     from ivig_cds.cli.render import dumps
 
+    model = PatientContext if of is SchemaOf.patient else Recommendation
     document = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        **PatientContext.model_json_schema(),
+        **model.model_json_schema(),
     }
     typer.echo(dumps(document), nl=False)
