@@ -364,7 +364,7 @@ def test_configured_fhir_server_is_queried_for_missing_prefetch(evaluator: Evalu
     assert card["extension"][EXTENSION_KEY]["tier"] == "not_recommended"
     assert "Patient/spms" in seen and "Condition Bearer opaque-token" in seen
     assert refused.status_code == 412
-    assert len(seen) == 7  # one query per prefetch template, and none for the other server
+    assert len(seen) == 8  # one query per prefetch template, and none for the other server
 
 
 # --- JWT ------------------------------------------------------------------------------------
