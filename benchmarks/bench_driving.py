@@ -29,7 +29,8 @@ from ivig_cds import load_knowledge_base  # noqa: E402
 from ivig_cds._compiler import compile_rules  # noqa: E402
 from ivig_cds._engine import DurableMatcher  # noqa: E402
 from ivig_cds._evaluate import infer_question  # noqa: E402
-from ivig_cds._patient import known_fields, parse_patient  # noqa: E402
+from ivig_cds._patient import known_fields  # noqa: E402
+from ivig_cds._patient_input import parse_patient  # noqa: E402
 from ivig_cds._reference import ReferenceMatcher  # noqa: E402
 from tests.strategies import mixed_patients  # noqa: E402
 

@@ -30,7 +30,8 @@ import bench_batch  # noqa: E402
 
 from ivig_cds import Evaluator, evaluate, load_knowledge_base  # noqa: E402
 from ivig_cds._evaluate import _Durable, infer_question  # noqa: E402
-from ivig_cds._patient import known_fields, parse_patient  # noqa: E402
+from ivig_cds._patient import known_fields  # noqa: E402
+from ivig_cds._patient_input import parse_patient  # noqa: E402
 from ivig_cds._reference import ReferenceMatcher  # noqa: E402
 from tests.strategies import mixed_patients  # noqa: E402
 

@@ -22,7 +22,8 @@ from ivig_cds import (
     Tier,
 )
 from ivig_cds._evaluate import _Durable, derived_facts, infer_question
-from ivig_cds._patient import known_fields, parse_patient
+from ivig_cds._patient import known_fields
+from ivig_cds._patient_input import parse_patient
 from ivig_cds._reference import ReferenceMatcher
 
 from .strategies import mixed_patients, patients

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ivig_cds import InvalidPatientError, Recommendation, evaluate, parse_patient
-from ivig_cds._patient import MAX_PROBLEMS
+from ivig_cds._patient_input import MAX_PROBLEMS
 from tests.fuzz_strategies import FIELDS, HUGE_INT, deeply_nested, junk, mutated_patients
 from tests.strategies import patients
 

@@ -20,7 +20,8 @@ from rich.console import Console
 
 from ivig_cds import Evaluator, KnowledgeBase, Recommendation
 from ivig_cds._evaluate import DERIVED_FROM
-from ivig_cds._patient import FirstLineByClass, PatientContext, parse_patient
+from ivig_cds._patient import FirstLineByClass, PatientContext
+from ivig_cds._patient_input import parse_patient
 from ivig_cds._vocabulary import (
     FirstLineStatus,
     IntendedUse,

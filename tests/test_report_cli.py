@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from ivig_cds import Evaluator, KnowledgeBase, load_knowledge_base
-from ivig_cds._patient import parse_patient
+from ivig_cds._patient_input import parse_patient
 from ivig_cds.cli import app
 from ivig_cds.report import patient_page
 from tests.test_report_site import ENTRY_ID, SEED_FILE, visible

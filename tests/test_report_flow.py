@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from ivig_cds import Evaluator, KnowledgeBase, load_knowledge_base
-from ivig_cds._patient import parse_patient
+from ivig_cds._patient_input import parse_patient
 from ivig_cds._vocabulary import IntendedUse
 from ivig_cds.report.flow import (
     PatientPath,

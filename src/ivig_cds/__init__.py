@@ -23,7 +23,8 @@ from ivig_cds._evaluate import Evaluator, default_evaluator, evaluate
 from ivig_cds._evidence import EvidenceEntry
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._loader import load_knowledge_base
-from ivig_cds._patient import FirstLineByClass, PatientContext, parse_patient
+from ivig_cds._patient import FirstLineByClass, PatientContext
+from ivig_cds._patient_input import parse_patient
 from ivig_cds._recommendation import (
     Caution,
     Citation,

@@ -18,7 +18,8 @@ from pydantic import StrictBool, TypeAdapter, ValidationError
 from ivig_cds._errors import KnowledgeIssue
 from ivig_cds._evidence import EvidenceEntry
 from ivig_cds._hints import did_you_mean
-from ivig_cds._patient import PatientContext, short_repr
+from ivig_cds._patient import PatientContext
+from ivig_cds._patient_input import short_repr
 from ivig_cds._rules import (
     Asked,
     CautionRule,

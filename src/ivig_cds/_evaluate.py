@@ -18,13 +18,8 @@ from ivig_cds._engine import DurableMatcher
 from ivig_cds._errors import KnowledgeGapError
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._loader import load_knowledge_base
-from ivig_cds._patient import (
-    RELATED_FIELDS,
-    PatientContext,
-    first_line_as_a_whole,
-    known_fields,
-    parse_patient,
-)
+from ivig_cds._patient import RELATED_FIELDS, PatientContext, first_line_as_a_whole, known_fields
+from ivig_cds._patient_input import parse_patient
 from ivig_cds._recommendation import (
     Caution,
     Citation,

@@ -21,7 +21,7 @@ from ivig_cds._errors import KnowledgeBaseError, KnowledgeIssue
 from ivig_cds._evidence import EvidenceEntry, Outcome, SeedSource
 from ivig_cds._hints import did_you_mean
 from ivig_cds._knowledge_base import KnowledgeBase
-from ivig_cds._patient import short_repr
+from ivig_cds._patient_input import short_repr
 from ivig_cds._record_windows import RECORD_WINDOWS_NAME, load_record_windows
 from ivig_cds._rules import (
     CautionRule,

@@ -14,7 +14,8 @@ from typing import NoReturn
 
 from ivig_cds._errors import InvalidPatientError, IvigCdsError
 from ivig_cds._json import JsonProblem, loads_strict
-from ivig_cds._patient import PatientContext, parse_patient
+from ivig_cds._patient import PatientContext
+from ivig_cds._patient_input import parse_patient
 from ivig_cds._yaml import LocatedDocument, YamlProblem, node_positions, parse_yaml, read_limited
 
 PATIENT_SUFFIXES = (".json", ".yaml", ".yml")

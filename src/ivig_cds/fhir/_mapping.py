@@ -18,7 +18,8 @@ from fhir.resources.R4B.resource import Resource
 
 from ivig_cds._errors import InvalidPatientError
 from ivig_cds._evaluate import Evaluator, default_evaluator
-from ivig_cds._patient import PatientContext, parse_patient
+from ivig_cds._patient import PatientContext
+from ivig_cds._patient_input import parse_patient
 from ivig_cds._recommendation import Recommendation
 from ivig_cds._record_windows import RecordWindows
 from ivig_cds.fhir._codes import CodeTables, default_code_tables

@@ -18,7 +18,8 @@ from typing import Annotated, Any
 import typer
 
 from ivig_cds._evaluate import Evaluator
-from ivig_cds._patient import PatientContext, parse_patient
+from ivig_cds._patient import PatientContext
+from ivig_cds._patient_input import parse_patient
 from ivig_cds._recommendation import Recommendation
 from ivig_cds.cli import common
 from ivig_cds.cli.common import EvidenceDir, RulesDir

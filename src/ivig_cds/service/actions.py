@@ -15,7 +15,8 @@ from typing import Any
 
 from ivig_cds._errors import InvalidPatientError, IvigCdsError
 from ivig_cds._evaluate import Evaluator
-from ivig_cds._patient import PatientContext, parse_patient
+from ivig_cds._patient import PatientContext
+from ivig_cds._patient_input import parse_patient
 from ivig_cds._recommendation import Citation, Recommendation
 from ivig_cds._vocabulary import IntendedUse, Tier
 from ivig_cds.fhir import DraftOrder
