@@ -791,6 +791,7 @@ COMMANDS = [
     [], ["evaluate"], ["batch"], ["rules"], ["rules", "list"], ["rules", "show"],
     ["rules", "windows"], ["evidence"],
     ["evidence", "list"], ["evidence", "show"], ["validate"], ["trace"], ["schema"], ["serve"],
+    ["diff"],
 ]  # fmt: skip
 
 

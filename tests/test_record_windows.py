@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -79,19 +80,6 @@ def test_validate_reports_a_broken_windows_file(tmp_path: Path) -> None:
     assert f"{path}:22:3: windows.postpartum_: unknown field" in result.output
 
 
-def test_a_windows_file_without_the_ivig_window_is_refused(tmp_path: Path) -> None:
-    """The ivig_in_use window is knowledge-base data like the others: leaving it out fails,
-    located at the windows key."""
-    text = (REPO / "rules" / "record-windows.yaml").read_text()
-    path = tmp_path / "record-windows.yaml"
-    path.write_text(text[: text.index("  ivig_in_use:")])
-    with pytest.raises(KnowledgeBaseError) as caught:
-        load_record_windows(path)
-    assert [str(i).removeprefix(str(path)) for i in caught.value.issues] == [
-        ":4:1: windows.ivig_in_use: required field is missing"
-    ]
-
-
 def test_the_adapter_reads_the_ivig_window_from_the_knowledge_base() -> None:
     """A knowledge base with a 2-week IVIG window makes a dose 3 weeks back not in use."""
     windows = load_record_windows(REPO / "rules" / "record-windows.yaml")
@@ -116,3 +104,27 @@ def test_the_adapter_reads_the_ivig_window_from_the_knowledge_base() -> None:
         "MedicationAdministration/a1: IVIG last given on 2026-11-01 (over 2 weeks before "
         "2026-11-22); not counted as in use"
     ) in mapping.notes
+
+
+def test_a_knowledge_base_before_3_0_0_loads_without_the_ivig_window(tmp_path: Path) -> None:
+    """Record windows without `ivig_in_use` (knowledge base 2.0.0) load, so that an older
+    release can still be evaluated and compared; IVIG in use is then not read from records."""
+    path = tmp_path / "record-windows.yaml"
+    text = (REPO / "rules" / "record-windows.yaml").read_text(encoding="utf-8")
+    path.write_text(text[: text.index("  ivig_in_use:")], encoding="utf-8")
+    windows = load_record_windows(path)
+    assert windows.ivig_in_use is None
+    assert [name for name, _ in windows.rows()] == [
+        "pregnant",
+        "not_pregnant",
+        "breastfeeding",
+        "postpartum",
+    ]
+    bundle = json.loads(
+        (REPO / "tests" / "fixtures" / "fhir" / "rrms-vte-history-on-ivig.json").read_text()
+    )
+    assert patient_from_fhir(bundle, as_of=dt.date(2026, 11, 22)).patient.ivig_in_use is True
+    assert (
+        patient_from_fhir(bundle, as_of=dt.date(2026, 11, 22), windows=windows).patient.ivig_in_use
+        is None
+    )

@@ -38,13 +38,17 @@ class RecordWindows(BaseModel):
     not_pregnant: Window = Field(description="A 'not pregnant' answer counts this long.")
     breastfeeding: Window = Field(description="A breastfeeding answer counts this long.")
     postpartum: Window = Field(description="Weeks since a delivery are reported this long.")
-    ivig_in_use: Window = Field(
-        description="IVIG given (or an order for it ended) this recently counts as IVIG in use."
+    ivig_in_use: Window | None = Field(
+        default=None,
+        description="IVIG given (or an order for it ended) this recently counts as IVIG in "
+        "use. A knowledge base without it (before 3.0.0) does not read IVIG in use from "
+        "records, so that older releases still load and can be compared with `diff`.",
     )
 
     def rows(self) -> list[tuple[str, Window]]:
-        """(name, window) in file order, for display."""
-        return [(name, getattr(self, name)) for name in type(self).model_fields]
+        """(name, window) in file order, for display; windows not given are left out."""
+        found = ((name, getattr(self, name)) for name in type(self).model_fields)
+        return [(name, window) for name, window in found if window is not None]
 
 
 def load_record_windows(path: str | Path) -> RecordWindows:

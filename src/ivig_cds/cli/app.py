@@ -21,6 +21,7 @@ from ivig_cds import __version__
 from ivig_cds._engine import durable_version, load_durable, python_description
 from ivig_cds._errors import EngineUnavailableError
 from ivig_cds.cli import authoring, batch, common, evaluate, knowledge, serve
+from ivig_cds.diff import commands as diff_commands
 from ivig_cds.population import commands as population_commands
 from ivig_cds.report import cli as report_cli
 from ivig_cds.service.audit_cli import audit_app
@@ -43,6 +44,7 @@ COMMAND_GROUPS: tuple[tuple[typer.Typer, str | None], ...] = (
     (evaluate.commands, None),
     (batch.commands, None),
     (population_commands, None),
+    (diff_commands, None),
     (knowledge.rules_app, "rules"),
     (knowledge.evidence_app, "evidence"),
     (authoring.commands, None),

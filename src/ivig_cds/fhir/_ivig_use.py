@@ -34,9 +34,9 @@ _NOT_ORDERED = ("proposal", "option")
 class _Reading:
     """What the IVIG records say, resource by resource."""
 
-    def __init__(self, record: Record) -> None:
+    def __init__(self, record: Record, weeks: int) -> None:
         self.record = record
-        self.weeks = record.windows.ivig_in_use.weeks
+        self.weeks = weeks
         self.since = record.as_of - dt.timedelta(weeks=self.weeks)
         self.in_use: list[str] = []
         self.given_before: list[tuple[dt.date, str]] = []
@@ -59,8 +59,12 @@ class _Reading:
 
 
 def read_ivig_use(record: Record) -> None:
-    """Set `ivig_in_use` from IVIG administrations, statements and active orders."""
-    reading = _Reading(record)
+    """Set `ivig_in_use` from IVIG administrations, statements and active orders (not at all
+    under a knowledge base whose record windows have no `ivig_in_use` window)."""
+    window = record.windows.ivig_in_use
+    if window is None:
+        return
+    reading = _Reading(record, window.weeks)
     for administration in record.of(MedicationAdministration):
         if _is_ivig(record, administration) and administration.status in _GIVEN:
             reading.given(ref(administration), _span(administration))

@@ -19,6 +19,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from fhir.resources.R4B.resource import Resource
@@ -70,12 +71,14 @@ class PatientAuditor:
 
     Attributes:
         as_of: the date of the tier "now" (the export's date unless the caller chose).
+        knowledge_base: its rules and evidence folders; (None, None) for the shipped one.
     """
 
     as_of: dt.date
+    knowledge_base: tuple[Path | None, Path | None] = (None, None)
 
     def __call__(self, key: str, rows: Sequence[Row]) -> PatientOutcome:
-        evaluator = evaluator_for(None, None)
+        evaluator = evaluator_for(*self.knowledge_base)
         errors: list[tuple[int, int, str]] = []
         used: dict[int, int] = {}
         parsed: list[tuple[Resource, dict[str, Any]]] = []
