@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from ivig_cds._pseudonym import Pseudonymizer
+from ivig_cds._data_dir import DATA_DIR_ENV, KEY_FILE
+from ivig_cds._pseudonym import Pseudonymizer, ensure_key
 from ivig_cds.cli import app
 from ivig_cds.fhir import (
     default_code_tables,
@@ -33,6 +34,7 @@ from ivig_cds.population import (
     run_population,
     spark_engine,
 )
+from ivig_cds.population._command import summary_line
 from ivig_cds.population._engines import _cuts
 from ivig_cds.population._error_log import ErrorLog
 from ivig_cds.population._export import read_lines
@@ -203,17 +205,111 @@ def test_not_an_export_is_a_clear_error(tmp_path: Path) -> None:
 def test_cli_needs_a_key_or_keep_ids(
     export: tuple[Path, Export], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No key: exit 2 and what to do; with --keep-ids: exit 1 (some lines were errors)."""
+    """No key (none in the data folder either): exit 2 and how to get one, nothing created;
+    with --keep-ids: exit 1 (some lines were errors), the counts, then what was written."""
     monkeypatch.delenv("IVIG_CDS_PSEUDONYM_KEY", raising=False)
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
     runner = CliRunner()
-    result = runner.invoke(app, ["population", str(export[0]), "--out", str(tmp_path)])
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["population", str(export[0]), "--out", str(out)])
     assert result.exit_code == 2
-    assert "no pseudonym key: set IVIG_CDS_PSEUDONYM_KEY" in result.output
-    result = runner.invoke(
-        app, ["population", str(export[0]), "--out", str(tmp_path), "--keep-ids"]
+    assert result.stderr == (
+        f"error: no pseudonym key at {tmp_path / 'data' / KEY_FILE}, where `ivig-cds serve` "
+        "keeps it: run `ivig-cds serve` once to create it, pass --key-file PATH (or set "
+        "IVIG_CDS_PSEUDONYM_KEY), or keep FHIR ids with --keep-ids\n"
     )
+    assert not (tmp_path / "data").exists() and not out.exists()
+    result = runner.invoke(app, ["population", str(export[0]), "--out", str(out), "--keep-ids"])
     assert result.exit_code == 1
-    assert "108 patients, 96 with MS on record, as of 2026-06-30" in result.output
+    assert result.stderr.splitlines() == [
+        "108 patients, 96 with MS on record, as of 2026-06-30; 36 of 60 IVIG doses unsupported "
+        "at their date; 26 unreadable lines (errors.ndjson)",
+        f"wrote {out}/results.ndjson, {out}/errors.ndjson, {out}/summary.json, {out}/report.html",
+    ]
+
+
+def test_cli_reads_the_key_serve_made_by_default(
+    export: tuple[Path, Export], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --key-file, results are keyed under the key in the data folder."""
+    monkeypatch.delenv("IVIG_CDS_PSEUDONYM_KEY", raising=False)
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    assert ensure_key(tmp_path / KEY_FILE)  # as `serve` makes it
+    key = (tmp_path / KEY_FILE).read_text().strip().encode()
+    result = CliRunner().invoke(
+        app, ["population", str(export[0]), "--out", str(tmp_path / "out"), "--workers", "1"]
+    )
+    assert result.exit_code == 1, result.output
+    keys = {r["patient"] for r in _lines(tmp_path / "out" / "results.ndjson")}
+    assert keys == {
+        hmac.new(key, pid.encode(), hashlib.sha256).hexdigest()
+        for pid, e in export[1].patients.items()
+        if e.tier is not None
+    }
+
+
+def test_out_naming_a_file_is_one_line_before_any_work(
+    export: tuple[Path, Export], tmp_path: Path
+) -> None:
+    """--out naming a file, or a folder under a file, is exit 2 with one sentence naming the
+    path, and the file is left alone."""
+    taken = tmp_path / "results.txt"
+    taken.write_text("mine\n")
+    for out, message in [
+        (taken, f"{taken} is a file; --out names a folder (for results.ndjson, errors.ndjson, "
+                "summary.json and report.html)"),
+        (taken / "audit", f"cannot create the output folder {taken / 'audit'}: Not a directory"),
+    ]:  # fmt: skip
+        result = CliRunner().invoke(
+            app, ["population", str(export[0]), "--out", str(out), "--keep-ids"]
+        )
+        assert (result.exit_code, result.stderr) == (2, f"error: {message}\n")
+    assert taken.read_text() == "mine\n"
+
+
+def test_an_empty_export_reads_as_empty(tmp_path: Path) -> None:
+    """No patients: the summary line and report.html say so in words, never "0 of 0"."""
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "Patient.ndjson").write_text("")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app,
+        ["population", str(tmp_path / "export"), "--out", str(out), "--keep-ids",
+         "--as-of", "2026-01-01"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (
+        "No patients in this export (as of 2026-01-01); every line read"
+    )
+    page = (out / "report.html").read_text()
+    assert "<p>No patients in this export.</p>" in page
+    assert "<p>No IVIG doses in this export.</p>" in page
+    assert "<p>No patient in this export has an MS-family diagnosis on record.</p>" in page
+    assert " 0 of 0 " not in page and "0 patients" not in page
+    assert 'src="data:image/svg+xml' not in page
+
+
+def test_the_summary_line_counts_one_in_the_singular() -> None:
+    """One patient, one dose, one unreadable line: no "1 patients" or "1 IVIG doses"."""
+    summary = _summary_of(
+        [{"ms": True, "phenotype": "SPMS", "tier": "not_recommended", "missing": [],
+          "doses": [["administration", "not_recommended", []]]}]
+    )  # fmt: skip
+    assert summary_line(summary, 1) == (
+        "1 patient, 1 with MS on record, as of 2026-12-01; 1 of 1 IVIG dose unsupported at "
+        "their date; 1 unreadable line (errors.ndjson)"
+    )
+    summary = _summary_of([{"ms": False, "phenotype": None}])
+    assert summary_line(summary, 0) == (
+        "1 patient, 0 with MS on record, as of 2026-12-01; no IVIG doses in this export; "
+        "every line read"
+    )
+    child = {"ms": True, "phenotype": "RRMS", "tier": "outside_evidence", "missing": [],
+             "doses": [["administration", "outside_evidence", []]]}  # fmt: skip
+    page = render_report(_summary_of([child]))
+    assert "<p>1 patient in the export, 1 with an MS-family diagnosis on record.</p>" in page
+    assert "<strong>0 of 1 IVIG administration or order</strong> were given" in page
+    assert "<strong>1 IVIG administration or order to review</strong> was given to a " in page
 
 
 def _charts(export: tuple[Path, Export], limit: int) -> list[list[dict[str, Any]]]:
@@ -552,7 +648,13 @@ def test_doses_outside_the_evidence_are_their_own_category() -> None:
 
 
 def test_an_older_summary_without_the_category_still_renders() -> None:
-    """A summary.json from before 3.0.0 has no outside-evidence count: the page says 0."""
-    summary = _summary_of([])
+    """A summary.json from before 3.0.0 has no outside-evidence count: the page says none."""
+    summary = _summary_of(
+        [{"ms": True, "phenotype": "SPMS", "tier": "not_recommended", "missing": [],
+          "doses": [["administration", "not_recommended", []]]}]
+    )  # fmt: skip
     del summary["ivig"]["doses_outside_evidence"]
-    assert "<strong>0 IVIG administrations and orders to review</strong>" in render_report(summary)
+    assert (
+        '<p class="review">No IVIG administration or order was given to a patient the sources '
+        "do not address" in render_report(summary)
+    )

@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fhir.resources.R4B.guidanceresponse import GuidanceResponse
 from typer.testing import CliRunner, Result
 
 from ivig_cds import Evaluator
+from ivig_cds._data_dir import DATA_DIR_ENV, STORE_FILE
 from ivig_cds._pseudonym import Pseudonymizer
 from ivig_cds.cli import app as cli
-from ivig_cds.service import create_app
+from ivig_cds.service import audit_cli, create_app
 from ivig_cds.service.audit import guidance_response, summarize
 from ivig_cds.service.journal import Journal
 from ivig_cds.service.recorder import StoreRecorder
 from ivig_cds.service.records import decision_row
-from ivig_cds.service.store import Store
+from ivig_cds.service.store import Store, display_url
 from tests.service_support import PV, TODAY, cards_of, request_file, serving
 
 OS = "/cds-services/ivig-ms-order-sign"
@@ -153,22 +157,145 @@ def test_export_ndjson_has_every_record(evaluator: Evaluator, tmp_path: Path) ->
     assert kinds == ["decision"] * 3 + ["feedback"] * 6
 
 
+def add_old_decision(url: str, when: dt.datetime = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)) -> None:
+    """One more decision, copied from the store's first, recorded at `when`."""
+    store = Store(url)
+    old = {**store.rows("decisions")[0], "record_id": "old-1", "recorded_at": when}
+    store.insert("decisions", [old])
+    store.dispose()
+
+
 def test_purge_removes_only_older_records(
     evaluator: Evaluator, store_url: str, tmp_path: Path
 ) -> None:
-    """Records from before the date go; newer ones stay."""
+    """Records from before the date go; newer ones stay; it says what it removes first."""
     populate(evaluator, store_url, tmp_path / "journal")
-    store = Store(store_url)
-    old = {**store.rows("decisions")[0], "record_id": "old-1"}
-    old["recorded_at"] = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-    store.insert("decisions", [old])
-    store.dispose()
-    result = audit("purge", "--store", store_url, "--before", "2021-01-01")
+    add_old_decision(store_url)
+    result = audit("purge", "--store", store_url, "--before", "2021-01-01", "--yes")
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "removed 1 decisions and 0 feedback items recorded before 2021-01-01\n"
+        "1 decision and 0 feedback items recorded before 2021-01-01 will be removed from "
+        f"{display_url(store_url)}\n"
+        "removed 1 decision and 0 feedback items recorded before 2021-01-01\n"
     )
     assert json.loads(audit("summary", "--store", store_url, "-f", "json").stdout)["rows"]
+
+
+def stored_decisions(url: str) -> int:
+    store = Store(url)
+    count = len(store.rows("decisions"))
+    store.dispose()
+    return count
+
+
+def test_purge_asks_before_removing(
+    evaluator: Evaluator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At a terminal, purge says what it will remove and asks; "n" removes nothing (exit 1),
+    "y" removes them."""
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    populate(evaluator, url, tmp_path / "journal")
+    add_old_decision(url)
+    monkeypatch.setattr(audit_cli, "_interactive", lambda: True)
+    preview = (
+        "1 decision and 0 feedback items recorded before 2021-01-01 will be removed from "
+        f"{url}\nRemove them? [y/N]: "
+    )
+    declined = CliRunner().invoke(
+        cli, ["audit", "purge", "--store", url, "--before", "2021-01-01"], input="n\n"
+    )
+    assert (declined.exit_code, declined.stdout) == (1, preview + "n\nnothing removed\n")
+    assert stored_decisions(url) == 4
+    accepted = CliRunner().invoke(
+        cli, ["audit", "purge", "--store", url, "--before", "2021-01-01"], input="y\n"
+    )
+    assert (accepted.exit_code, accepted.stdout) == (
+        0,
+        preview + "y\nremoved 1 decision and 0 feedback items recorded before 2021-01-01\n",
+    )
+    assert stored_decisions(url) == 3
+
+
+def test_purge_without_a_terminal_needs_yes_and_never_waits(
+    evaluator: Evaluator, tmp_path: Path
+) -> None:
+    """From a pipe or a cron job (stdin not a terminal) without --yes, purge removes nothing,
+    says to add --yes and exits 1 at once, as a real process with stdin closed."""
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    populate(evaluator, url, tmp_path / "journal")
+    add_old_decision(url)
+    done = subprocess.run(
+        [sys.executable, "-m", "ivig_cds", "audit", "purge", "--store", url,
+         "--before", "2021-01-01"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stdout == (
+        f"1 decision and 0 feedback items recorded before 2021-01-01 will be removed from {url}\n"
+    )
+    assert done.stderr == (
+        "ivig-cds: error: standard input is not a terminal, so nothing was removed; add --yes\n"
+    )
+    assert stored_decisions(url) == 4
+
+
+def test_purge_refuses_a_future_date_and_says_when_nothing_is_older(
+    evaluator: Evaluator, tmp_path: Path
+) -> None:
+    """A date after today is a usage error naming it and today; a date with nothing older
+    says so and removes nothing."""
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    populate(evaluator, url, tmp_path / "journal")
+    today = dt.datetime.now(dt.UTC).date()
+    future = (today + dt.timedelta(days=1)).isoformat()
+    result = audit("purge", "--store", url, "--before", future, "--yes")
+    assert result.exit_code == 2
+    assert (
+        f"Invalid value for '--before': {future} is in the future (today is "
+        f"{today.isoformat()}, UTC)" in " ".join(result.stderr.split())
+    )
+    assert stored_decisions(url) == 3
+    result = audit("purge", "--store", url, "--before", "2021-01-01", "--yes")
+    assert (result.exit_code, result.stdout) == (
+        0,
+        "nothing to remove: no decision or feedback recorded before 2021-01-01\n",
+    )
+
+
+def test_counts_are_singular_for_one(evaluator: Evaluator, tmp_path: Path) -> None:
+    """One decision reads "1 decision, 0 feedback items"; one record exported "1 record"."""
+    rec = evaluator.evaluate({"ms_phenotype": "SPMS"})
+    row = decision_row(
+        rec, card_uuid="c-1", service="s", hook="patient-view", hook_instance="h",
+        patient_key="k" * 64, order=None,
+    )  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    store = Store(url)
+    store.migrate()
+    store.insert("decisions", [row])
+    store.dispose()
+    assert audit("summary", "--store", url).stdout.splitlines()[0] == (
+        "1 decision, 0 feedback items"
+    )
+    exported = audit("export", "--store", url, "--output", str(tmp_path / "out.ndjson"))
+    assert exported.stderr == f"wrote 1 record to {tmp_path / 'out.ndjson'}\n"
+
+
+def test_audit_reads_the_store_serve_writes_by_default(
+    evaluator: Evaluator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --store, audit reads ivig-cds.sqlite3 in the data folder; when there is none
+    yet, it says where it looked and how to make one."""
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    default = f"sqlite:///{tmp_path / STORE_FILE}"
+    missing = audit("summary")
+    assert missing.exit_code == 1
+    assert missing.stderr == (
+        f"ivig-cds: error: no store at {default} (`ivig-cds serve` creates it there on its "
+        "first start; or give --store URL)\n"
+    )
+    populate(evaluator, default, tmp_path / "journal")
+    assert audit("summary").stdout.startswith("3 decisions, 6 feedback items\n")
 
 
 def test_audit_errors_are_sentences(tmp_path: Path) -> None:

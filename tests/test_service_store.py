@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from ivig_cds import Evaluator
-from ivig_cds._pseudonym import ENV_KEY, Pseudonymizer, load_key
+from ivig_cds._pseudonym import ENV_KEY, Pseudonymizer, ensure_key, read_key
 from ivig_cds.service import create_app
 from ivig_cds.service.journal import Journal
 from ivig_cds.service.jti import SqlJtiMemory
@@ -253,11 +253,13 @@ def test_pseudonym_key_file_is_created_private_and_reused(
     the variable, when set, wins."""
     monkeypatch.delenv(ENV_KEY, raising=False)
     path = tmp_path / "pseudonym.key"
-    first = load_key(path)
+    assert ensure_key(path)
+    first = read_key(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert load_key(path) == first and len(first) == 64
+    assert not ensure_key(path)
+    assert read_key(path) == first and len(first) == 64
     monkeypatch.setenv(ENV_KEY, "from-the-environment-0123456789")
-    assert load_key(path) == b"from-the-environment-0123456789"
+    assert read_key(path) == b"from-the-environment-0123456789"
 
 
 def test_jti_memory_in_the_store_refuses_a_replay_until_expiry(store_url: str) -> None:

@@ -90,33 +90,49 @@ def serve(
         str, typer.Option(metavar="LEVEL", help="debug, info, warning or error.")
     ] = "info",
     store: Annotated[
-        str,
+        str | None,
         typer.Option(
             metavar="URL",
             help="Where decisions and feedback are recorded: sqlite:///FILE, "
-            "postgresql://USER@HOST/DB, or none.",
+            "postgresql://USER@HOST/DB, or none. Default: ivig-cds.sqlite3 in the data folder.",
+            show_default=False,
         ),
-    ] = "sqlite:///ivig-cds.sqlite3",
+    ] = None,
     journal: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             metavar="DIR",
-            help="Local journal for records while the store is away (replayed when it returns).",
+            help="Local journal for records while the store is away (replayed when it returns). "
+            "Default: ivig-cds-journal in the data folder.",
+            show_default=False,
         ),
-    ] = Path("ivig-cds-journal"),
+    ] = None,
     pseudonym_key_file: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             metavar="FILE",
             help="Key for the pseudonymous patient key (created 0600 when absent; "
-            "IVIG_CDS_PSEUDONYM_KEY overrides it). Never stored in the store.",
+            "IVIG_CDS_PSEUDONYM_KEY overrides it). Never stored in the store. Default: "
+            "ivig-cds-pseudonym.key in the data folder.",
+            show_default=False,
         ),
-    ] = Path("ivig-cds-pseudonym.key"),
+    ] = None,
+    allow_key_in_work_tree: Annotated[
+        bool,
+        typer.Option(
+            "--allow-key-in-work-tree",
+            help="Create a new pseudonym key inside a git work tree all the same (refused "
+            "otherwise: `git add .` would commit it).",
+        ),
+    ] = False,
 ) -> None:
     """Run the CDS Hooks 2.0 service (HTTP) on HOST:PORT until interrupted.
 
     Discovery is at GET /cds-services; hooks: patient-view, order-select, order-sign; health
-    at GET /health.
+    at GET /health. The store, journal and pseudonym key go to the data folder
+    ($IVIG_CDS_DATA_DIR, else ~/.local/share/ivig-cds on Linux) unless their options say
+    otherwise. Exit codes: 0 stopped (Ctrl-C or SIGTERM); 1 could not start (port in use, key
+    refused, a worker failed to start); 2 usage error.
     """
     if log_format not in ("json", "text"):
         raise typer.BadParameter("expected 'json' or 'text'", param_hint="'--log-format'")
@@ -125,7 +141,7 @@ def serve(
             "expected debug, info, warning or error", param_hint="'--log-level'"
         )
     fmt: Literal["json", "text"] = "json" if log_format == "json" else "text"
-    if store != "none" and not store.startswith(
+    if store not in (None, "none") and not store.startswith(
         ("sqlite://", "postgresql://", "postgresql+psycopg://")
     ):
         raise typer.BadParameter(
@@ -135,6 +151,8 @@ def serve(
     jku = _jwt_jku(jwt_jku or [])
     try:
         from ivig_cds.service import ServeOptions, run
+        from ivig_cds.service.auth import check_issuer_keys
+        from ivig_cds.service.server import ServiceStartError
     except ModuleNotFoundError as exc:
         if exc.name is None or not exc.name.startswith(("ivig_cds.service", "fastapi", "uvicorn")):
             raise
@@ -142,24 +160,32 @@ def serve(
             f"the CDS Hooks service is not available in this installation "
             f"(module {exc.name} is missing)"
         )
-    run(
-        ServeOptions(
-            host=host,
-            port=port,
-            workers=workers,
-            fhir_server=fhir_server,
-            jwt_issuers=issuers,
-            jwt_jku=jku,
-            public_base_url=public_url,
-            cors_origins=list(cors_origin or ["*"]),
-            report_url=report_url,
-            log_format=fmt,
-            log_level=log_level.lower(),
-            store=store,
-            journal_dir=str(journal),
-            pseudonym_key_file=str(pseudonym_key_file),
+    try:
+        check_issuer_keys(issuers, jku)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--jwt-issuer'") from None
+    try:
+        run(
+            ServeOptions(
+                host=host,
+                port=port,
+                workers=workers,
+                fhir_server=fhir_server,
+                jwt_issuers=issuers,
+                jwt_jku=jku,
+                public_base_url=public_url,
+                cors_origins=list(cors_origin or ["*"]),
+                report_url=report_url,
+                log_format=fmt,
+                log_level=log_level.lower(),
+                store=store,
+                journal_dir=None if journal is None else str(journal),
+                pseudonym_key_file=None if pseudonym_key_file is None else str(pseudonym_key_file),
+                allow_key_in_work_tree=allow_key_in_work_tree,
+            )
         )
-    )
+    except ServiceStartError as exc:
+        common.fail(str(exc))
 
 
 def _jwt_issuers(specs: list[str]) -> dict[str, str | dict[str, object]]:

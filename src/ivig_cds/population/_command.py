@@ -8,12 +8,14 @@ import datetime as dt
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ivig_cds._errors import IvigCdsError
-from ivig_cds._pseudonym import Pseudonymizer, read_key
+from ivig_cds._pseudonym import Pseudonymizer, read_default_key
+
+OUTPUTS = ("results.ndjson", "errors.ndjson", "summary.json", "report.html")
 
 commands = typer.Typer()  # registered in cli/app.py; imports nothing of cli/ (it imports us)
 
@@ -22,8 +24,9 @@ HELP = """Audit IVIG use over a FHIR Bulk Data export (one NDJSON file per resou
 Writes OUT/results.ndjson (one line per patient with MS on record: phenotype, tier, primary
 rule, missing data, mapping notes, each IVIG dose judged as of its date), OUT/errors.ndjson,
 OUT/summary.json and OUT/report.html. Patients are keyed by HMAC-SHA256 of their FHIR id under
-IVIG_CDS_PSEUDONYM_KEY (or --key-file) unless --keep-ids. Exit codes: 0 every line was read,
-1 some lines went to errors.ndjson, 2 usage error or unreadable export.
+the key `ivig-cds serve` made (in its data folder), IVIG_CDS_PSEUDONYM_KEY or --key-file, unless
+--keep-ids. Exit codes: 0 every line was read, 1 some lines went to errors.ndjson, 2 usage
+error, unreadable export, no pseudonym key, or OUT_DIR not a writable folder.
 """
 
 
@@ -69,7 +72,8 @@ def population(
         Path | None,
         typer.Option(
             metavar="PATH",
-            help="Pseudonym key file (if IVIG_CDS_PSEUDONYM_KEY unset).",
+            help="Pseudonym key file (if IVIG_CDS_PSEUDONYM_KEY is unset). Default: the key "
+            "`ivig-cds serve` made in its data folder; never created here.",
             show_default=False,
         ),
     ] = None,
@@ -86,7 +90,7 @@ def population(
                 f"'{as_of}' is not a date YYYY-MM-DD", param_hint="--as-of"
             ) from None
     try:
-        pseudonymizer = None if keep_ids else Pseudonymizer(read_key(key_file))
+        pseudonymizer = None if keep_ids else Pseudonymizer(read_default_key(key_file))
         chosen = (
             duckdb_engine(workers or os.cpu_count() or 1)
             if engine is EngineName.DUCKDB
@@ -96,11 +100,28 @@ def population(
     except IvigCdsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    summary = run.summary
-    typer.echo(
-        f"{summary['patients']:,} patients, {summary['patients_with_ms']:,} with MS on record, "
-        f"as of {summary['as_of']}; {summary['ivig']['doses_unsupported']:,} IVIG doses "
-        f"unsupported at their date; {run.errors:,} unreadable lines (errors.ndjson)",
-        err=True,
-    )
+    typer.echo(summary_line(run.summary, run.errors), err=True)
+    typer.echo("wrote " + ", ".join(str(out / name) for name in OUTPUTS), err=True)
     raise typer.Exit(1 if run.errors else 0)
+
+
+def summary_line(summary: dict[str, Any], errors: int) -> str:
+    """The run in one line: patients, IVIG doses unsupported at their date, unreadable lines."""
+    unread = f"{_count(errors, 'unreadable line')} (errors.ndjson)" if errors else "every line read"
+    if not summary["patients"]:
+        return f"No patients in this export (as of {summary['as_of']}); {unread}"
+    ivig = summary["ivig"]
+    doses = sum(ivig["doses_by_tier"].values())
+    dosing = (
+        f"{ivig['doses_unsupported']:,} of {_count(doses, 'IVIG dose')} unsupported at their date"
+        if doses
+        else "no IVIG doses in this export"
+    )
+    return (
+        f"{_count(summary['patients'], 'patient')}, {summary['patients_with_ms']:,} with MS on "
+        f"record, as of {summary['as_of']}; {dosing}; {unread}"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

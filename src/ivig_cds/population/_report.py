@@ -117,45 +117,58 @@ def render_report(summary: dict[str, Any]) -> str:
         f"<p>Tiers as of {html.escape(summary['as_of'])} "
         f"({html.escape(summary['as_of_source'])}); each IVIG dose judged as of its own date "
         "from the record as it stood then.</p>",
-        f"<p>{summary['patients']:,} patients in the export, {summary['patients_with_ms']:,} "
-        "with an MS-family diagnosis on record.</p>",
+        f"<p>{_count(summary['patients'], 'patient')} in the export, "
+        f"{summary['patients_with_ms']:,} with an MS-family diagnosis on record.</p>"
+        if summary["patients"]
+        else "<p>No patients in this export.</p>",
         "<h2>IVIG given, by what the sources said at the time of the dose</h2>",
-        f"<p><strong>{flagged:,} of {total_doses:,} IVIG administrations and orders</strong> were "
-        f"given where the sources say {unsupported}, or where the "
-        "decision was <em>indeterminate</em> for lack of data.</p>",
-        f'<p class="review"><strong>{outside:,} IVIG administrations and orders to review'
-        "</strong> were given to patients the sources do not address (<em>outside the "
-        "evidence</em>: a child, or a patient on a disease-modifying therapy newer than the "
-        "sources). The sources cannot judge these either way, so they are not counted as "
-        "unsupported.</p>",
-        _image(
-            bar_chart("IVIG doses by tier at the dose date", doses, tier_words),
-            "IVIG doses by tier",
-        ),
-        _table(
-            ["kind", "tier at the dose date", "doses"],
-            [(d["kind"], label(d["tier"]), d["doses"]) for d in ivig["doses_by_kind_and_tier"]],
-        ),
-        _image(
-            bar_chart("Missing facts behind indeterminate doses", dose_missing[:10], fact_words),
-            "missing facts behind indeterminate doses",
-        ),
-        "<h2>Patients with MS, by tier today</h2>",
-        _image(
-            bar_chart("Patients by tier", sorted(tiers.items()), tier_words), "patients by tier"
-        ),
-        _table(
-            ["MS course", "tier", "patients"],
-            [
-                (r["phenotype"], label(r["tier"]), r["patients"])
-                for r in summary["by_phenotype_and_tier"]
-            ],
-        ),
-        "<h2>The missing facts that most often blocked a decision</h2>",
-        _image(
-            bar_chart("Missing facts (indeterminate patients)", missing[:10], fact_words),
-            "missing facts",
-        ),
+    ]
+    if not total_doses:
+        body.append("<p>No IVIG doses in this export.</p>")
+    else:
+        body += [
+            f"<p><strong>{flagged:,} of {total_doses:,} {_doses(total_doses)}</strong> "
+            f"{'was' if flagged == 1 else 'were'} given where the sources say {unsupported}, "
+            "or where the decision was <em>indeterminate</em> for lack of data.</p>",
+            _review(outside),
+            _image(
+                bar_chart("IVIG doses by tier at the dose date", doses, tier_words),
+                "IVIG doses by tier",
+            ),
+            _table(
+                ["kind", "tier at the dose date", "doses"],
+                [(d["kind"], label(d["tier"]), d["doses"]) for d in ivig["doses_by_kind_and_tier"]],
+            ),
+            _image(
+                bar_chart(
+                    "Missing facts behind indeterminate doses", dose_missing[:10], fact_words
+                ),
+                "missing facts behind indeterminate doses",
+            ),
+        ]
+    body.append("<h2>Patients with MS, by tier today</h2>")
+    if not summary["patients_with_ms"]:
+        body.append("<p>No patient in this export has an MS-family diagnosis on record.</p>")
+    else:
+        body += [
+            _image(
+                bar_chart("Patients by tier", sorted(tiers.items()), tier_words),
+                "patients by tier",
+            ),
+            _table(
+                ["MS course", "tier", "patients"],
+                [
+                    (r["phenotype"], label(r["tier"]), r["patients"])
+                    for r in summary["by_phenotype_and_tier"]
+                ],
+            ),
+            "<h2>The missing facts that most often blocked a decision</h2>",
+            _image(
+                bar_chart("Missing facts (indeterminate patients)", missing[:10], fact_words),
+                "missing facts",
+            ),
+        ]
+    body += [
         "<h2>Input accounted for</h2>",
         "<p>Every line of every file is used, skipped (a type or resource the audit does not "
         "read) or an error (listed in <code>errors.ndjson</code>).</p>",
@@ -172,6 +185,34 @@ def render_report(summary: dict[str, Any]) -> str:
         + "\n".join(body)
         + "</body></html>\n"
     )
+
+
+def _review(outside: int) -> str:
+    """The doses the sources cannot judge (a child, a newer therapy): for review, apart."""
+    whom = (
+        "(<em>outside the evidence</em>: a child, or a patient on a disease-modifying therapy "
+        "newer than the sources)"
+    )
+    if not outside:
+        return (
+            '<p class="review">No IVIG administration or order was given to a patient the '
+            f"sources do not address {whom}.</p>"
+        )
+    return (
+        f'<p class="review"><strong>{outside:,} {_doses(outside)} to review</strong> '
+        f"{'was given to a patient' if outside == 1 else 'were given to patients'} the sources "
+        f"do not address "
+        f"{whom}. The sources cannot judge these either way, so they are not counted as "
+        "unsupported.</p>"
+    )
+
+
+def _doses(n: int) -> str:
+    return "IVIG administration or order" if n == 1 else "IVIG administrations and orders"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def write_report(path: Path, summary: dict[str, Any]) -> None:

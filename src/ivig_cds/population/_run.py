@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ivig_cds._errors import IvigCdsError
 from ivig_cds._pseudonym import Pseudonymizer
 from ivig_cds._vocabulary import Tier
 from ivig_cds.population._audit import PatientAuditor
@@ -47,6 +48,10 @@ KEY_CACHE = 100_000  # FHIR ids whose key (an HMAC) is remembered: a bounded cac
 UNSUPPORTED = tuple(
     t.value for t in (Tier.NOT_RECOMMENDED, Tier.INSUFFICIENT_EVIDENCE, Tier.INDETERMINATE)
 )
+
+
+class OutputError(IvigCdsError, ValueError):
+    """The output folder cannot be made, or is a file."""
 
 
 @dataclass
@@ -94,13 +99,14 @@ def run_population(
 
     Raises:
         ExportError: the folder is not an export, or it has no date and none was given.
+        OutputError: `out` is a file, or cannot be created (checked before any work).
     """
     files = export_files(export)
+    _output_folder(out)
     counts = [FileCount(f.name) for f in files]
     source = "--as-of"
     if as_of is None:
         as_of, source = manifest_date(export), "the export manifest's transactionTime"
-    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ivig-population-") as scratch_name:
         scratch = Path(scratch_name)
         staging = scratch / "staged.txt"
@@ -133,6 +139,20 @@ def run_population(
     (out / "summary.json").write_text(json.dumps(run.summary, indent=2) + "\n", encoding="utf-8")
     write_report(out / "report.html", run.summary)
     return run
+
+
+def _output_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(
+            f"{out} is a file; --out names a folder (for results.ndjson, errors.ndjson, "
+            "summary.json and report.html)"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the output folder {out}: {exc.strerror or type(exc).__name__}"
+        ) from None
 
 
 def _stage(

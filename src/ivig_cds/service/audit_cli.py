@@ -43,11 +43,13 @@ class ExportFormat(StrEnum):
 
 
 StoreOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--store",
         metavar="URL",
-        help="The store `serve --store` wrote to (sqlite:///FILE or postgresql://...).",
+        help="The store `serve --store` wrote to (sqlite:///FILE or postgresql://...). "
+        "Default: the one `serve` writes by default, in the data folder.",
+        show_default=False,
     ),
 ]
 SinceOption = Annotated[
@@ -58,7 +60,7 @@ SinceOption = Annotated[
 
 @audit_app.command()
 def summary(
-    store: StoreOption = "sqlite:///ivig-cds.sqlite3",
+    store: StoreOption = None,
     since: SinceOption = None,
     output_format: Annotated[
         SummaryFormat,
@@ -90,7 +92,8 @@ def summary(
         total = sum(r.decisions for r in rows)
         answered = sum(r.accepted + r.overridden for r in rows)
         typer.echo(
-            f"{total} decisions, {answered} feedback items" + (f" since {since}" if since else "")
+            f"{_count(total, 'decision')}, {_count(answered, 'feedback item')}"
+            + (f" since {since}" if since else "")
         )
         if rows:
             typer.echo(f"{'month':<8} {'rule':<10} {'tier':<22} {'decisions':>9} {'accepted':>8} "
@@ -104,7 +107,7 @@ def summary(
 
 @audit_app.command()
 def export(
-    store: StoreOption = "sqlite:///ivig-cds.sqlite3",
+    store: StoreOption = None,
     since: SinceOption = None,
     output_format: Annotated[
         ExportFormat,
@@ -136,53 +139,109 @@ def export(
         sys.stdout.write(text)
     else:
         output.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {len(lines)} records to {output}", err=True)
+        typer.echo(f"wrote {_count(len(lines), 'record')} to {output}", err=True)
 
 
 @audit_app.command()
 def purge(
     before: Annotated[
-        str, typer.Option(metavar="DATE", help="Remove records before this date (UTC).")
+        str,
+        typer.Option(
+            metavar="DATE", help="Remove records before this date (UTC), not a future one."
+        ),
     ],
-    store: StoreOption = "sqlite:///ivig-cds.sqlite3",
+    store: StoreOption = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Remove without asking (needed when standard input is not a terminal).",
+        ),
+    ] = False,
 ) -> None:
     """Remove decisions and feedback recorded before DATE (how long to keep them is the
-    operator's retention policy)."""
+    operator's retention policy). Says how many records will go, then asks, unless --yes.
+
+    Exit codes: 0 removed, or nothing to remove; 1 nothing removed (declined, no --yes without
+    a terminal, or the store failed); 2 usage error (a bad or future date).
+    """
     cutoff = _date(before, "--before")
     assert cutoff is not None
+    today = dt.datetime.now(dt.UTC).date()
+    if cutoff.date() > today:
+        raise typer.BadParameter(
+            f"{cutoff.date().isoformat()} is in the future (today is {today.isoformat()}, UTC)",
+            param_hint="'--before'",
+        )
     opened = _open(store)
-    from ivig_cds.service.store import StoreError
+    from ivig_cds.service.store import StoreError, display_url
 
+    day = cutoff.date().isoformat()
     try:
+        found = opened.count_before(cutoff)
+        if not any(found.values()):
+            typer.echo(f"nothing to remove: no decision or feedback recorded before {day}")
+            return
+        typer.echo(
+            f"{_records(found)} recorded before {day} will be removed from "
+            f"{display_url(opened.url)}"
+        )
+        if not yes:
+            if not _interactive():
+                _fail("standard input is not a terminal, so nothing was removed; add --yes")
+            if not typer.confirm("Remove them?", default=False):
+                typer.echo("nothing removed")
+                raise typer.Exit(1)
         removed = opened.purge(cutoff)
     except StoreError as exc:
         _fail(f"could not purge the store: {type(exc).__name__}")
     finally:
         opened.dispose()
-    typer.echo(
-        f"removed {removed['decisions']} decisions and {removed['feedback']} feedback items "
-        f"recorded before {cutoff.date().isoformat()}"
+    typer.echo(f"removed {_records(removed)} recorded before {day}")
+
+
+def _interactive() -> bool:
+    """Whether someone can answer the question (a pipe or a cron job cannot: never wait)."""
+    return sys.stdin.isatty()
+
+
+def _records(counts: dict[str, int]) -> str:
+    return (
+        f"{_count(counts['decisions'], 'decision')} and "
+        f"{_count(counts['feedback'], 'feedback item')}"
     )
 
 
-def _open(url: str) -> Store:
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def _open(url: str | None) -> Store:
+    from ivig_cds._data_dir import default_store_url
     from ivig_cds.service.store import Store, StoreError, display_url
 
-    if not url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+    chosen = default_store_url() if url is None else url
+    if not chosen.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
         raise typer.BadParameter(
-            f"'{url}' is not sqlite:///FILE or postgresql://...", param_hint="'--store'"
+            f"'{chosen}' is not sqlite:///FILE or postgresql://...", param_hint="'--store'"
         )
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        _fail(f"no store at {display_url(url)} (the file does not exist)")
-    store = Store(url)
+    if chosen.startswith("sqlite:///") and not Path(chosen.removeprefix("sqlite:///")).is_file():
+        hint = (
+            "`ivig-cds serve` creates it there on its first start; or give --store URL"
+            if url is None
+            else "the file does not exist"
+        )
+        _fail(f"no store at {display_url(chosen)} ({hint})")
+    store = Store(chosen)
     try:
         revision = store.revision()
     except StoreError as exc:
         store.dispose()
-        _fail(f"cannot read the store at {display_url(url)}: {type(exc).__name__}")
+        _fail(f"cannot read the store at {display_url(chosen)}: {type(exc).__name__}")
     if revision is None:
         store.dispose()
-        _fail(f"{display_url(url)} holds no ivig-cds store (no schema revision)")
+        _fail(f"{display_url(chosen)} holds no ivig-cds store (no schema revision)")
     return store
 
 

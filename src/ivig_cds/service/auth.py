@@ -13,13 +13,14 @@ from typing import Any
 
 import httpx
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from starlette.concurrency import run_in_threadpool
 
 from ivig_cds.service.errors import ApiError
 from ivig_cds.service.jti import JtiMemory, LocalJtiMemory
 
-__all__ = ["ASYMMETRIC_ALGORITHMS", "IssuerKeys", "JwtVerifier"]
+__all__ = ["ASYMMETRIC_ALGORITHMS", "IssuerKeys", "JwtVerifier", "check_issuer_keys"]
 
 ASYMMETRIC_ALGORITHMS = (
     "RS256",
@@ -161,6 +162,28 @@ class JwtVerifier:
 
 def _unauthorized(message: str) -> ApiError:
     return ApiError(401, message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def check_issuer_keys(
+    issuers: Mapping[str, IssuerKeys], jku_allowed: Mapping[str, Sequence[str]] | None = None
+) -> None:
+    """Load every issuer's keys once, so that a bad key stops `serve` before it listens (in a
+    worker process it would fail each start, and uvicorn would start it again and again).
+
+    Raises:
+        ValueError: naming the first issuer whose key is not an asymmetric public key, or who
+            has neither a key nor a jku URL.
+    """
+    for issuer, material in issuers.items():
+        try:
+            keys = [_load_key(item) for item in _key_items(material)]
+        except (ValueError, TypeError, jwt.PyJWTError, UnsupportedAlgorithm) as exc:
+            raise ValueError(
+                f"the key for issuer {issuer} is not an asymmetric public key (PEM, or a JWK "
+                f"Set in .json): {type(exc).__name__}"
+            ) from None
+        if not keys and not (jku_allowed or {}).get(issuer):
+            raise ValueError(f"the JWK Set for issuer {issuer} holds no key")
 
 
 def _key_items(material: IssuerKeys) -> list[str | Mapping[str, Any]]:

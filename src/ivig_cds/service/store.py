@@ -23,7 +23,6 @@ from alembic.script import ScriptDirectory
 from ivig_cds.service.schema import decisions, feedback
 
 __all__ = [
-    "DEFAULT_STORE",
     "Store",
     "StoreError",
     "checkpoint",
@@ -33,7 +32,6 @@ __all__ = [
     "writer_of",
 ]
 
-DEFAULT_STORE = "sqlite:///ivig-cds.sqlite3"
 WRITE_OPTION = "ivig_cds_write"
 TABLES = {"decisions": decisions, "feedback": feedback}
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -191,6 +189,19 @@ class Store:
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
+
+    def count_before(self, before: dt.datetime) -> dict[str, int]:
+        """How many decisions and feedback items `purge(before)` would delete, per table."""
+        with self.engine.connect() as connection:
+            return {
+                name: connection.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(table)
+                    .where(table.c.recorded_at < before)
+                )
+                or 0
+                for name, table in TABLES.items()
+            }
 
     def purge(self, before: dt.datetime) -> dict[str, int]:
         """Delete decisions and feedback recorded before `before`; counts per table."""
