@@ -211,6 +211,7 @@ def _start(workdir: Path, port: int, workers: int, store: str) -> subprocess.Pop
         [str(script), "serve", "--port", str(port), "--workers", str(workers),
          "--store", store, "--log-format", "json"],
         cwd=workdir, stdout=log, stderr=log, start_new_session=True,
+        env={**os.environ, "IVIG_CDS_DATA_DIR": str(workdir)},  # its key and journal stay here
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -274,12 +274,12 @@ def _compare_exports(
     key_file: Path | None,
 ) -> dt.date | None:
     from ivig_cds._errors import IvigCdsError
-    from ivig_cds._pseudonym import Pseudonymizer, read_key
+    from ivig_cds._pseudonym import Pseudonymizer, read_default_key
     from ivig_cds.diff._bulk import compare_export
     from ivig_cds.diff._tally import InputError
 
     try:
-        pseudonymizer = None if keep_ids else Pseudonymizer(read_key(key_file))
+        pseudonymizer = None if keep_ids else Pseudonymizer(read_default_key(key_file))
     except IvigCdsError as exc:
         raise typer.BadParameter(str(exc), param_hint="'--key-file'") from None
     judged_at = None
