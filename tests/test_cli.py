@@ -20,7 +20,7 @@ from typer.testing import CliRunner, Result
 from ivig_cds import KnowledgeBase, __version__, _engine
 from ivig_cds._vocabulary import TIER_LABELS, Tier
 from ivig_cds._wording import field_label, question_phrase
-from ivig_cds.cli import app, common, evaluate
+from ivig_cds.cli import app, common, evaluate, summary
 
 REPO = Path(__file__).resolve().parents[1]
 PATIENTS = REPO / "examples"
@@ -162,7 +162,8 @@ class _Terminal(io.StringIO):
 
 
 def test_at_a_terminal_the_table_fits_the_screen(monkeypatch: pytest.MonkeyPatch) -> None:
-    """At 100 columns every row is one line within the width; tier and rule are never cut."""
+    """At 100 columns every row is one line within the width: the columns that do not fit are
+    left out and named below, the file name is cut, and tier and rule are whole."""
     screen = _Terminal()
     monkeypatch.setattr(sys, "stdout", screen)
     plain = Console(file=screen, width=100, color_system=None)
@@ -172,13 +173,13 @@ def test_at_a_terminal_the_table_fits_the_screen(monkeypatch: pytest.MonkeyPatch
     tier = TIER_LABELS[Tier.SECOND_LINE]  # the widest label
     rows = [["c02a-rrms-interferon-intolerant.yaml", tier, "long-term treatment", "C02a",
              "x" * 80, "-"]]  # fmt: skip
-    common.table(
-        ["file", "tier", "question", "rule", "key citation", "missing"], rows, whole=(1, 2, 3)
-    )
+    common.table(summary.COLUMNS, rows, more="--format text shows every result")
     lines = screen.getvalue().splitlines()
-    assert len(lines) == 2 and all(len(line) <= 100 for line in lines)
-    assert f"  {tier}  long-term treatment  C02a  " in lines[1]
-    assert lines[1].endswith("…  -")
+    assert len(lines) == 3 and all(len(line) <= 100 for line in lines)
+    assert lines[1] == f"c02a-rrms-interferon-intolerant…  {tier}  long-term treatment  C02a"
+    assert lines[2] == (
+        "Not shown at this width: key citation, missing data; --format text shows every result."
+    )
 
 
 def test_evaluate_directory_gives_a_json_list_in_name_order() -> None:
@@ -291,7 +292,8 @@ def test_evaluate_folder_without_patient_files_points_to_its_subfolders() -> Non
         ((), "Usage: ivig-cds evaluate"),
         (
             ("--format", "xml", str(INTOLERANT)),
-            "'xml' is not one of 'table', 'text', 'json', 'markdown'",
+            "Error: Invalid value for '--format' / '-f': unknown format 'xml'; choose table, "
+            "text, json, markdown or html\n",
         ),
         (("--rules", "no-such-dir", str(INTOLERANT)), "no-such-dir"),
         (("--bogus", str(INTOLERANT)), "No such option: --bogus"),
@@ -359,10 +361,12 @@ def test_evaluate_help_explains_input_tiers_and_exit_codes() -> None:
         "not_applicable",
     ):
         assert f"  {tier} " in result.stdout
-    assert "Outside the evidence: The sources do not address this patient" in result.stdout
-    assert "ivig-cds schema" in result.stdout
-    assert "exit code is 1 if any" in result.stdout
-    assert "- for standard input" in result.stdout
+    words = " ".join(result.stdout.split())
+    assert "Outside the evidence: The sources do not address this patient" in words
+    assert "ivig-cds schema" in words
+    assert "exit code is 1 if any file failed, 2 for a usage error, else 0" in words
+    assert "- for standard input" in words
+    assert "audited by `ivig-cds population`" in words
 
 
 # --- rules and evidence ----------------------------------------------------------------------
@@ -503,6 +507,7 @@ def test_evidence_show_unknown_id_is_a_usage_error() -> None:
 
 def test_validate_reports_counts_version_and_hash(kb: KnowledgeBase) -> None:
     """`validate` on the shipped knowledge base prints its OK lines and exits 0."""
+    assert len(kb.conclusions) > 1 and len(kb.cautions) > 1 and len(kb.evidence) > 1
     result = run("validate")
     assert result.exit_code == 0
     assert result.stdout == (
@@ -524,6 +529,40 @@ def test_validate_lists_every_issue_at_path_line_column(broken_kb: tuple[Path, P
     assert all(ISSUE.match(issue) for issue in issues)
     assert issues[0].startswith(f"{rules}/conclusions/C06-ppms.yaml:22:12: evidence.0: ")
     assert "`ivig-cds validate`" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("pmid", "hint"),
+    [
+        ("99999999", ""),  # another number: no suggestion (it used to name pmid-15949496)
+        ("16998745", "; did you mean 'pmid-16998754'?"),  # two digits swapped
+        ("1699875", "; did you mean 'pmid-16998754'?"),  # a digit left out
+    ],
+)
+def test_validate_suggests_a_mistyped_pmid_only(
+    kb_copy: tuple[Path, Path], pmid: str, hint: str
+) -> None:
+    """A cited PMID missing from the registry gets a "did you mean" only when it is a typo of
+    one there, never an unrelated work that shares a few digits."""
+    rules, evidence = kb_copy
+    c06 = rules / "conclusions" / "C06-ppms.yaml"
+    c06.write_text(c06.read_text().replace("16998754", pmid, 1))
+    result = run("validate", "--rules", rules, "--evidence", evidence)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[1:] == [
+        f"  {rules}/conclusions/C06-ppms.yaml:22:12: evidence.0: cites 'pmid-{pmid}', which is "
+        f"not in the evidence registry{hint}"
+    ]
+
+
+def test_counts_agree_with_their_nouns() -> None:
+    """One of a thing is singular: `1 page`, `1 evidence entry`; any other number plural."""
+    assert common.count(1, "page") == "1 page"
+    assert common.count(0, "page") == "0 pages"
+    assert common.count(3, "page") == "3 pages"
+    assert common.count(1, "evidence entry", "evidence entries") == "1 evidence entry"
+    assert common.count(2, "evidence entry", "evidence entries") == "2 evidence entries"
+    assert common.count(1200, "line") == "1,200 lines"
 
 
 def test_validate_missing_folder_is_a_usage_error() -> None:
@@ -578,7 +617,50 @@ def test_trace_unknown_format_is_a_usage_error() -> None:
     """`trace --format html` exits 2 naming the allowed formats."""
     result = run("trace", "--format", "html")
     assert result.exit_code == 2
-    assert "'html' is not one of 'markdown', 'csv', 'json'" in result.stderr
+    assert result.stderr.endswith(
+        "Error: Invalid value for '--format' / '-f': unknown format 'html'; choose markdown, csv "
+        "or json\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["evaluate", "--format", "pdf", str(SPMS)], "unknown format 'pdf'; choose table, text, "
+         "json, markdown or html"),
+        (["rules", "--format", "pdf"], "unknown format 'pdf'; choose table or json"),
+        (["rules", "list", "--format", "pdf"], "unknown format 'pdf'; choose table or json"),
+        (["evidence", "--format", "pdf"], "unknown format 'pdf'; choose table or json"),
+        (["evidence", "list", "-f", "pdf"], "unknown format 'pdf'; choose table or json"),
+        (["trace", "--format", "pdf"], "unknown format 'pdf'; choose markdown, csv or json"),
+        (["schema", "--of", "pdf"], "unknown schema 'pdf'; choose patient or result"),
+    ],
+)  # fmt: skip
+def test_an_unknown_format_names_every_format(args: list[str], message: str) -> None:
+    """An unknown value of a closed option is one usage line listing the values (exit 2), not
+    the wording of the library that checks it."""
+    result = run(*args)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1].endswith(f": {message}")
+    assert "Value error" not in result.stderr
+
+
+def test_values_are_matched_in_any_case() -> None:
+    """`--format JSON` is `--format json`."""
+    result = run("evaluate", "--format", "JSON", SPMS)
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["primary_rule"] == "C05"
+
+
+def test_every_command_words_a_bad_option_value_as_a_sentence() -> None:
+    """Commands built on the shared command class (diff among them) drop typer's pydantic
+    prefix from a bad value's message."""
+    result = run("diff", str(SPMS), "--format", "pdf")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--format' / '-f': 'pdf' is not one of 'text', 'json', "
+        "'ndjson', 'html'."
+    )
 
 
 def test_schema_of_a_result_lists_every_tier() -> None:
@@ -666,6 +748,17 @@ def test_shell_completion_completes_commands() -> None:
     result = CliRunner().invoke(app, [], env=env, prog_name="ivig-cds")
     assert result.stdout.split() == ["evaluate", "evidence"]
     assert "--install-completion" in run("--help").stdout
+
+
+def test_shell_completion_completes_formats() -> None:
+    """An option's values complete too, though they are checked by our own parser."""
+    env = {
+        "_IVIG_CDS_COMPLETE": "complete_bash",
+        "COMP_WORDS": "ivig-cds evaluate --format ",
+        "COMP_CWORD": "3",
+    }
+    result = CliRunner().invoke(app, [], env=env, prog_name="ivig-cds")
+    assert result.stdout.split() == ["table", "text", "json", "markdown", "html"]
 
 
 def test_help_lists_every_command_and_the_exit_codes() -> None:

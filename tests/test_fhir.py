@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import datetime as dt
 import json
@@ -26,6 +27,8 @@ from ivig_cds.fhir import (
     patient_from_fhir,
     resources_of,
 )
+from tests import fhir_records
+from tests.test_plain_language import FORBIDDEN
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "fhir"
@@ -345,7 +348,7 @@ def test_single_resource_input_is_accepted() -> None:
     mapping = patient_from_fhir(resource(load("spms"), "spms"), as_of=AS_OF)
     p = mapping.patient
     assert p.sex == "female" and p.age_years == 60 and p.ms_phenotype is None
-    assert "no Condition resources in the data: ms_phenotype is unknown" in mapping.notes
+    assert "no Condition resources in the data: the MS course is unknown" in mapping.notes
 
 
 @pytest.mark.parametrize(
@@ -539,5 +542,103 @@ def test_example_bundles_give_what_their_readme_says(name: str, tier: str, rule:
         app, ["evaluate", "--fhir", "--format", "json", str(EXAMPLES / f"{name}.json")]
     )
     assert result.exit_code == 0, result.output
-    answer = json.loads(result.stdout)
+    answer = json.loads(result.stdout)["recommendation"]
     assert (answer["tier"], answer["primary_rule"]) == (tier, rule)
+
+
+# --- what the adapter says about a record, in plain words -------------------------------------
+
+
+def _remark_templates() -> list[tuple[str, int, str]]:
+    """Every literal piece of text the adapter writes into a note, an unmapped entry or a
+    conflict message: (module, line, text)."""
+    found = []
+    for path in sorted((REPO / "src" / "ivig_cds" / "fhir").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            called, on = node.func.attr, node.func.value
+            if called == "append" and isinstance(on, ast.Attribute):
+                parts = node.args if on.attr in ("notes", "unmapped") else []
+            else:
+                parts = node.args[2:] if called in ("conflict", "_male_conflict") else []
+            found += [
+                (path.name, node.lineno, c.value)
+                for part in parts
+                for c in ast.walk(part)
+                if isinstance(c, ast.Constant) and isinstance(c.value, str)
+            ]
+    return found
+
+
+def test_the_adapters_remarks_are_written_in_plain_words() -> None:
+    """No note, unmapped entry or conflict the adapter writes names a patient-context field or
+    a vocabulary code: `evaluate --fhir` shows them to clinicians (the same scan as the one
+    over every rendered result)."""
+    templates = _remark_templates()
+    assert len(templates) > 50
+    leaks = [(m, n, t) for m, n, t in templates if FORBIDDEN.search(t)]
+    assert leaks == []
+
+
+def _records() -> list[dict[str, Any]]:
+    """Every FHIR record the project ships, and records that make the adapter fill in its
+    remarks with values: a stale answer, several courses, a male delivery, unknown codes."""
+    records = [
+        json.loads(p.read_text()) for p in sorted((REPO / "examples" / "fhir").glob("*.json"))
+    ]
+    records += [json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*.json"))]
+    for folder in (HOOKS, REPO / "examples" / "cds-hooks"):
+        for path in sorted(folder.glob("*.json")):
+            request = json.loads(path.read_text())
+            if isinstance(request.get("prefetch"), dict):
+                records.append(request["prefetch"])
+    stale = (AS_OF - dt.timedelta(weeks=6)).isoformat()
+    records += [
+        fhir_records.bundle(
+            fhir_records.condition("rrms", *fhir_records.RRMS_SCT),
+            fhir_records.observation("o", "82810-3", stale, answer="LA26683-5"),
+        ),
+        fhir_records.bundle(
+            fhir_records.condition("rrms", *fhir_records.RRMS_SCT, recorded="2015-01-01"),
+            fhir_records.condition("spms", *fhir_records.SPMS_SCT),
+            fhir_records.condition("x", "http://hl7.org/fhir/sid/icd-10", "G35.9", "MS"),
+        ),
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [
+                {"resource": fhir_records.patient(gender="male", birth="1980")},
+                {"resource": fhir_records.condition("rrms", *fhir_records.RRMS_SCT)},
+                {
+                    "resource": {
+                        "resourceType": "Procedure",
+                        "id": "d",
+                        "status": "completed",
+                        "code": {"coding": [{"system": SCT, "code": "236973005"}]},
+                        "subject": {"reference": "Patient/p"},
+                        "performedDateTime": "2026-10-01",
+                    }
+                },
+            ],
+        },
+    ]
+    return records
+
+
+def test_the_remarks_on_every_shipped_record_are_plain() -> None:
+    """The remarks the adapter makes on the project's records, values filled in, name no field
+    and no code."""
+    remarks: list[str] = []
+    for data in _records():
+        try:
+            mapping = patient_from_fhir(data, as_of=AS_OF)
+        except FhirDataError:
+            continue  # fixtures of unusable data: their errors are not remarks
+        remarks += [*mapping.notes, *mapping.unmapped, *(str(c) for c in mapping.conflicts)]
+    assert len(remarks) > 10
+    assert "Observation/o: a 'not pregnant' answer older than 4 weeks; not used" in remarks
+    assert any(r.startswith("MS course ") for r in remarks)
+    assert any(" is male but " in r for r in remarks)
+    leaks = sorted({m.group(0) for r in remarks for m in FORBIDDEN.finditer(r)})
+    assert leaks == []

@@ -39,7 +39,7 @@ def test_a_decade_of_active_course_diagnoses_reads_as_its_most_advanced_course(
     assert mapping.sources["ms_phenotype"] == ("Condition/spms-2023",)
     assert mapping.conflicts == () and mapping.unmapped == ()
     assert (
-        "ms_phenotype SPMS from Condition/spms-2023: the most advanced course on record "
+        "MS course SPMS, from Condition/spms-2023: the most advanced course on record "
         "(CIS → RRMS → SPMS), whatever the dates; earlier courses still active: "
         "Condition/cis-2014 (CIS); Condition/rrms-2015, Condition/rrms-2025 (RRMS)"
     ) in mapping.notes
@@ -80,7 +80,7 @@ def test_a_national_course_code_not_in_the_tables_is_reported_and_blocks_the_ear
         "the code tables",
     )
     assert (
-        "ms_phenotype left unknown: Condition/gm carries an MS code that is not in the code "
+        "MS course left unknown: Condition/gm carries an MS code that is not in the code "
         "tables and may name a later course"
     ) in mapping.notes
     assert evaluator.evaluate(mapping.patient).tier is Tier.INDETERMINATE
@@ -150,9 +150,10 @@ def test_other_demyelinating_diseases_are_not_ms(evaluator: Evaluator) -> None:
     )
     mapping = patient_from_fhir(data, as_of=AS_OF)
     assert mapping.patient.ms_phenotype == "not_ms" and not mapping.ms_on_record
-    assert "no MS diagnosis on record (2 Condition resources read): ms_phenotype is not_ms" in (
-        mapping.notes
-    )
+    assert (
+        "no MS diagnosis on record (2 Condition resources read): the patient is taken not to "
+        "have MS"
+    ) in mapping.notes
     result = evaluate_fhir(data, evaluator=evaluator, as_of=AS_OF)
     assert (result.tier, result.primary_rule) == (Tier.NOT_APPLICABLE, "C12")
 
@@ -242,7 +243,7 @@ def test_a_provisional_thrombosis_is_noted_not_used() -> None:
     mapping = patient_from_fhir(data, as_of=AS_OF)
     assert mapping.patient.thromboembolic_risk_factors is None
     assert (
-        "Condition/dvt: thrombotic risk factor with verificationStatus provisional; not used"
+        "Condition/dvt: thrombotic risk factor not confirmed (provisional); not used"
         in mapping.notes
     )
 

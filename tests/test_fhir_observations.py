@@ -27,7 +27,7 @@ def test_a_not_pregnant_answer_counts_for_four_weeks(days_ago: int, status: str 
     mapping = patient_from_fhir(data, as_of=AS_OF)
     assert mapping.patient.pregnancy_status == status
     if status is None:
-        assert "Observation/o: a 'not_pregnant' answer older than 4 weeks; not used" in (
+        assert "Observation/o: a 'not pregnant' answer older than 4 weeks; not used" in (
             mapping.notes
         )
 

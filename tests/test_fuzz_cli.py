@@ -54,6 +54,8 @@ SUMMARIES = (
     "is a CDS Hooks request, not a patient context",
     "is not a FHIR Bundle",
     "is not a usable FHIR Bundle",
+    "is a patient file, not a FHIR record",
+    "is a CDS Hooks request, not a FHIR Bundle",
 )
 _LOCATED = re.compile(r"^line \d+, column \d+: ")
 
@@ -81,14 +83,16 @@ def run(*args: str | Path, stdin: bytes | None = None) -> Result:
 
 
 def assert_clean(result: Result, source: str) -> None:
-    """Exit 0 with a recommendation, or exit 1 with `error: SOURCE: summary` and problems."""
+    """Exit 0 with a recommendation (beside how the record was read, for FHIR), or exit 1 with
+    `error: SOURCE: summary` and problems."""
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         trace = "".join(traceback.format_exception(result.exception))
         pytest.fail(f"an exception escaped the command line:\n{trace}")
     assert "Traceback" not in result.output
     assert result.exit_code in (0, 1), result.output
     if result.exit_code == 0:
-        assert "tier" in json.loads(result.stdout)
+        document = json.loads(result.stdout)
+        assert "tier" in document.get("recommendation", document)
         assert result.stderr == ""
         return
     head, *details = result.stderr.removesuffix("\n").split("\n")
@@ -340,7 +344,7 @@ def test_a_fhir_bundle_may_be_larger_than_a_patient_file(workdir: Path) -> None:
     path.write_bytes(padded)
     result = run("evaluate", "--fhir", "--format", "json", path)
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["tier"] == "second_line"
+    assert json.loads(result.stdout)["recommendation"]["tier"] == "second_line"
     path.write_bytes(padded + b" " * MAX_FHIR_BYTES)
     result = run("evaluate", "--fhir", "--format", "json", path)
     assert result.exit_code == 1

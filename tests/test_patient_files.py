@@ -233,3 +233,104 @@ def test_fhir_and_cds_hooks_documents_get_a_hint(
     path = tmp_path / "bundle.json"
     error = failure(path, json.dumps(document))
     assert (error.summary, error.problems) == (summary, (Problem(hint.format(path=path)),))
+
+
+FHIR_LINE = '{"resourceType": "Patient", "id": "p1", "gender": "female"}\n'
+CONTEXT_LINE = '{"patient_id": "p1", "ms_phenotype": "RRMS"}\n'
+
+
+@pytest.mark.parametrize(
+    ("name", "lines", "message"),
+    [
+        (
+            "Patient.ndjson",
+            FHIR_LINE * 2,
+            "'{path}' holds FHIR resources, one per line (a file of a Bulk Data export), not one "
+            "patient; audit the export's folder with: ivig-cds population {folder} --out DIR",
+        ),
+        (
+            "patients.ndjson",
+            "\n" + CONTEXT_LINE * 2,
+            "'{path}' holds one patient per line (NDJSON); evaluate it with: ivig-cds batch "
+            "{path} --out results.ndjson",
+        ),
+        (
+            "odd.jsonl",
+            "[1, 2]\n",
+            "'{path}' is an NDJSON file (one JSON document per line): ivig-cds batch evaluates "
+            "patients given that way, ivig-cds population audits a FHIR Bulk Data export",
+        ),
+    ],
+)
+def test_an_ndjson_file_names_the_command_that_reads_it(
+    tmp_path: Path, name: str, lines: str, message: str
+) -> None:
+    """A file of one record per line is not one patient: a usage error naming `population` for
+    FHIR resources, `batch` for patient contexts, both when the first line says neither."""
+    path = tmp_path / name
+    path.write_text(lines)
+    with pytest.raises(PatientPathError) as caught:
+        discover([str(path)])
+    assert str(caught.value) == message.format(path=path, folder=tmp_path)
+
+
+def test_a_bulk_export_folder_names_population(tmp_path: Path) -> None:
+    """A FHIR Bulk Data export (NDJSON per resource type, a manifest beside them) is not a
+    folder of patient files: its manifest is not evaluated, `population` is named."""
+    (tmp_path / "Patient.ndjson").write_text(FHIR_LINE)
+    (tmp_path / "Condition.1.ndjson").write_text(FHIR_LINE.replace("Patient", "Condition"))
+    (tmp_path / "manifest.json").write_text('{"transactionTime": "2026-06-30", "output": []}')
+    with pytest.raises(PatientPathError) as caught:
+        discover([str(tmp_path)])
+    assert str(caught.value) == (
+        f"'{tmp_path}' is a FHIR Bulk Data export (NDJSON files of resources), not patient "
+        f"files; audit it with: ivig-cds population {tmp_path} --out DIR"
+    )
+
+
+def test_a_folder_of_context_ndjson_names_batch(tmp_path: Path) -> None:
+    """A folder holding only NDJSON files of patient contexts points to `batch`."""
+    (tmp_path / "week1.ndjson").write_text(CONTEXT_LINE)
+    with pytest.raises(PatientPathError) as caught:
+        discover([str(tmp_path)])
+    assert str(caught.value) == (
+        f"'{tmp_path}' holds NDJSON files (one patient per line), not patient files; evaluate "
+        "each with: ivig-cds batch FILE --out results.ndjson"
+    )
+
+
+def test_ndjson_beside_patient_files_is_left_alone(tmp_path: Path) -> None:
+    """examples/ keeps patients.ndjson beside its YAML files: the folder is still evaluated."""
+    (tmp_path / "patients.ndjson").write_text(CONTEXT_LINE)
+    (tmp_path / "p.yaml").write_text("{}")
+    assert [Path(s.name).name for s in discover([str(tmp_path)])] == ["p.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "hint"),
+    [
+        (
+            CONTEXT_LINE * 2,
+            "the file holds one patient per line (NDJSON): evaluate it with ivig-cds batch "
+            "{shown} --out results.ndjson",
+        ),
+        (
+            FHIR_LINE * 2,
+            "the file holds FHIR resources, one per line, as a Bulk Data export does: "
+            "ivig-cds population audits an export's folder",
+        ),
+    ],
+)
+def test_ndjson_content_under_another_name_gets_the_same_pointer(
+    tmp_path: Path, lines: str, hint: str
+) -> None:
+    """NDJSON in a .json file or on standard input: the JSON error, then what to use."""
+    path = tmp_path / "p.json"
+    error = failure(path, lines)
+    assert error.problems == (
+        Problem("invalid JSON: Extra data", 2, 1),
+        Problem(hint.format(shown=path)),
+    )
+    with pytest.raises(PatientFileError) as caught:
+        read_patient(PatientSource(STDIN_NAME, None), lines.encode)
+    assert caught.value.problems[1] == Problem(hint.format(shown="-"))

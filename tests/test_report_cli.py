@@ -84,25 +84,86 @@ def test_evaluate_html_to_standard_output() -> None:
 
 
 def test_evaluate_html_into_a_file(tmp_path: Path) -> None:
-    """--out FILE writes the page there and nothing on standard output."""
-    page = tmp_path / "patient.html"
+    """--out FILE writes the page there (its folder created) and says so in one line."""
+    page = tmp_path / "notes" / "patient.html"
     result = run("evaluate", "--format", "html", SPMS, "--out", page)
     assert result.exit_code == 0, result.output
-    assert result.output == ""
+    assert result.output == f"wrote {page}\n"
     assert "Not recommended" in page.read_text(encoding="utf-8")
 
 
 def test_evaluate_html_of_several_patients_needs_a_folder(tmp_path: Path) -> None:
-    """Several files without --out is a usage error; with --out DIR, one page per file."""
+    """Several files without --out is a usage error; with --out DIR, one page per file, and one
+    line says how many pages went where."""
     result = run("evaluate", "--format", "html", INTOLERANT, SPMS)
     assert result.exit_code == 2
-    assert "several patients make several pages: give --out DIR" in result.output
+    assert (
+        "Error: Invalid value for '--out': several patients make several pages: give --out DIR "
+        "to write them into\n"
+    ) in result.stderr
     result = run("evaluate", "--format", "html", INTOLERANT, SPMS, "--out", tmp_path / "pages")
     assert result.exit_code == 0, result.output
+    assert result.stdout == f"wrote 2 pages to {tmp_path / 'pages'}/\n"
     assert sorted(p.name for p in (tmp_path / "pages").iterdir()) == [
         "c02a-rrms-interferon-intolerant.html",
         "c05-spms-progressing.html",
     ]
+
+
+def test_several_patients_into_a_file_name_is_a_usage_error(tmp_path: Path) -> None:
+    """`--out all.html` for a folder of patients made a folder named all.html; now it is refused
+    before anything is evaluated, suggesting a folder, and nothing is created."""
+    result = run("evaluate", "--format", "html", EXAMPLES, "--out", tmp_path / "all.html")
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        f"Error: Invalid value for '--out': '{tmp_path / 'all.html'}' names a file, but several "
+        f"patients make one page each: give a folder, e.g. --out {tmp_path / 'all'}/\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_several_patients_into_an_existing_file_is_a_usage_error(tmp_path: Path) -> None:
+    """An existing file cannot take several pages."""
+    taken = tmp_path / "pages"
+    taken.write_text("x", encoding="utf-8")
+    result = run("evaluate", "--format", "html", INTOLERANT, SPMS, "--out", taken)
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        f"Error: Invalid value for '--out': '{taken}' is a file; several patients make one page "
+        "each: give a folder\n"
+    )
+
+
+def test_several_patients_into_an_existing_folder_named_like_a_file(tmp_path: Path) -> None:
+    """A folder that exists is a folder, whatever its name: the pages go into it."""
+    folder = tmp_path / "pages.html"
+    folder.mkdir()
+    result = run("evaluate", "--format", "html", INTOLERANT, SPMS, "--out", folder)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"wrote 2 pages to {folder}/\n"
+    assert len(list(folder.iterdir())) == 2
+
+
+def test_one_patient_into_a_folder_is_a_usage_error(tmp_path: Path) -> None:
+    """One patient makes one page: an existing folder is refused, with a file name to use."""
+    result = run("evaluate", "--format", "html", SPMS, "--out", tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        f"Error: Invalid value for '--out': '{tmp_path}' is a folder; one patient makes one page: "
+        f"give a file name, e.g. --out {tmp_path / 'c05-spms-progressing.html'}\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_of_one_patient_counts_as_several(tmp_path: Path) -> None:
+    """A folder given as the input stands for several patients even when it holds one: the
+    output is a folder, and the line says `1 page`."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(SPMS, inputs)
+    result = run("evaluate", "--format", "html", inputs, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"wrote 1 page to {tmp_path / 'out'}/\n"
 
 
 def test_evaluate_html_with_an_invalid_file_still_writes_the_others(tmp_path: Path) -> None:
@@ -118,14 +179,23 @@ def test_evaluate_html_with_an_invalid_file_still_writes_the_others(tmp_path: Pa
     )
     assert result.exit_code == 1
     assert "edss-11.yaml" in result.output
+    assert result.stdout == f"wrote 1 page to {tmp_path}/\n"
     assert [p.name for p in tmp_path.iterdir()] == ["c02a-rrms-interferon-intolerant.html"]
 
 
 def test_out_without_html_is_a_usage_error(tmp_path: Path) -> None:
-    """--out belongs to the HTML output only."""
+    """--out belongs to the HTML output only; an .html name is told to add --format html."""
     result = run("evaluate", "--format", "json", INTOLERANT, "--out", tmp_path / "x")
     assert result.exit_code == 2
-    assert "applies only to --format html" in result.output
+    assert result.stderr.endswith(
+        "Error: Invalid value for '--out': applies only to --format html; the other formats "
+        "print to standard output\n"
+    )
+    result = run("evaluate", "--format", "json", INTOLERANT, "--out", tmp_path / "x.html")
+    assert result.stderr.endswith(
+        "Error: Invalid value for '--out': applies only to --format html: add --format html to "
+        "write the page\n"
+    )
 
 
 def test_patient_page_refuses_a_result_from_another_knowledge_base(
@@ -230,3 +300,40 @@ def test_evaluate_html_of_a_fhir_bundle(tmp_path: Path) -> None:
     html = page.read_text(encoding="utf-8")
     assert 'class="node outcome tier-second_line on-path" data-rule="C02a"' in html
     assert "relapsing-remitting MS (RRMS)" in html
+    assert "How the record was read" not in html  # nothing set aside: no section
+
+
+def test_evaluate_html_of_a_fhir_bundle_says_how_the_record_was_read(tmp_path: Path) -> None:
+    """--fhir: the adapter's note on a fact it left unknown is on the page, under its heading."""
+    page = tmp_path / "fhir.html"
+    bundle = EXAMPLES / "fhir" / "rrms-interferon-intolerant-glatiramer-never-tried.json"
+    result = run("evaluate", "--fhir", "--format", "html", bundle, "--out", page)
+    assert result.exit_code == 0, result.output
+    text = visible(page)
+    assert (
+        "How the record was read Notes first-line therapy as a whole left unknown: "
+        "interferon-beta not tolerated (MedicationStatement/ifn), but glatiramer acetate is "
+        "unaccounted for (never recorded, or stopped without a reason); the whole is judged over "
+        "both classes"
+    ) in text
+
+
+def test_patient_page_lists_conflicts_notes_and_unrecognised_codes(
+    kb: KnowledgeBase, evaluator: Evaluator
+) -> None:
+    """Each kind of record remark gets its own heading, in the order conflicts, notes, codes."""
+    patient = parse_patient({"sex": "female"})
+    sections = (
+        ("Entries that disagree (each leaves its fact unknown)", ("A and B disagree",)),
+        ("Notes", ("a note",)),
+        ("Codes not recognised (not used)", ("Condition/x: code X",)),
+    )
+    html = patient_page(kb, patient, evaluator.evaluate(patient), record=sections)
+    shown = " ".join(html.split())
+    assert (
+        '<h2 id="record-title">How the record was read</h2> '
+        "<h3>Entries that disagree (each leaves its fact unknown)</h3> "
+        '<ul class="plain"> <li>A and B disagree</li> </ul> <h3>Notes</h3> '
+        '<ul class="plain"> <li>a note</li> </ul> <h3>Codes not recognised (not used)</h3> '
+        '<ul class="plain"> <li>Condition/x: code X</li> </ul>'
+    ) in shown

@@ -38,6 +38,7 @@ __all__ = [
     "PHENOTYPE_NAMES",
     "QUESTION_PHRASES",
     "QUESTION_SHORT",
+    "RECORD_HEADING",
     "cautions_by_display",
     "certainty_phrase",
     "decided_by",
@@ -49,6 +50,7 @@ __all__ = [
     "missing_question",
     "primary_finding",
     "question_phrase",
+    "record_sections",
     "secondary_heading",
     "tier_label",
     "unused_line",
@@ -321,6 +323,23 @@ def for_information(rec: Recommendation) -> str:
 
 
 MISSING_HEADING = "What would change or settle this answer"
+RECORD_HEADING = "How the record was read"
+
+
+def record_sections(
+    *, conflicts: Iterable[str], notes: Iterable[str], unmapped: Iterable[str]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """What the FHIR adapter says about a record, under plain headings (empty ones left out):
+    entries that disagree, each leaving its fact unknown; notes on how entries were read or
+    why one was not used; and codes the code tables do not hold."""
+    sections = (
+        ("Entries that disagree (each leaves its fact unknown)", tuple(conflicts)),
+        ("Notes", tuple(notes)),
+        ("Codes not recognised (not used)", tuple(unmapped)),
+    )
+    return tuple((heading, items) for heading, items in sections if items)
+
+
 OTHER_FINDINGS = "Other findings (did not set the tier)"
 
 

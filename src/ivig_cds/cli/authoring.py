@@ -42,14 +42,16 @@ def validate(rules: RulesDir = None, evidence: EvidenceDir = None) -> None:
     except IvigCdsError as exc:
         common.fail(f"the knowledge base loaded but could not be compiled: {exc}")
     windows = record_windows(kb)
-    typer.echo(
-        f"knowledge base OK: {len(kb.conclusions)} conclusions, {len(kb.cautions)} cautions, "
-        f"{len(kb.evidence)} evidence entries (version {kb.version}, {kb.content_hash})"
+    counts = (
+        common.count(len(kb.conclusions), "conclusion"),
+        common.count(len(kb.cautions), "caution"),
+        common.count(len(kb.evidence), "evidence entry", "evidence entries"),
     )
+    typer.echo(f"knowledge base OK: {', '.join(counts)} (version {kb.version}, {kb.content_hash})")
     if windows is not None:
         typer.echo(
             "record windows OK: "
-            + ", ".join(f"{name} {w.weeks} weeks" for name, w in windows.rows())
+            + ", ".join(f"{name} {common.count(w.weeks, 'week')}" for name, w in windows.rows())
         )
 
 
@@ -58,7 +60,12 @@ def trace(
     output_format: Annotated[
         TraceFormat,
         typer.Option(
-            "--format", "-f", metavar="FORMAT", case_sensitive=False, help="markdown, csv or json."
+            "--format",
+            "-f",
+            metavar="FORMAT",
+            parser=common.choice(TraceFormat),
+            autocompletion=common.choices(TraceFormat),
+            help="markdown, csv or json.",
         ),
     ] = TraceFormat.MARKDOWN,
     rules: RulesDir = None,
@@ -91,6 +98,9 @@ def schema(
         SchemaOf,
         typer.Option(
             "--of",
+            metavar="WHAT",
+            parser=common.choice(SchemaOf, "schema"),
+            autocompletion=common.choices(SchemaOf),
             help="patient: the input (a patient file); result: what evaluate returns as JSON "
             "(tiers, findings, cautions, missing data).",
         ),

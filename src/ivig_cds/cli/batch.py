@@ -32,12 +32,14 @@ written as one JSON object. Every line gives exactly one line in one of two file
 order, so that lines read = results + errors:
 
 \b
-  --out     one result per valid line: {"line": n, "patient_id", "tier", "question",
-            "primary_rule", "certainty", "citations", "cautions", "missing_data", ...}
-            (--full: {"line": n, "recommendation": <the whole recommendation>})
-  --errors  one record per invalid line: {"line": n, "error": kind, "problems": [...]}
-            with kind blank_line, line_too_long (over 1 MiB), not_utf8, invalid_json,
-            not_an_object, invalid_patient or not_evaluated
+  --out     one result per valid line: {"line": n, "patient_id", "tier",
+            "question", "primary_rule", "certainty", "citations", "cautions",
+            "missing_data", ...} (--full: {"line": n, "recommendation": <the
+            whole recommendation>})
+  --errors  one record per invalid line: {"line": n, "error": kind,
+            "problems": [...]} with kind blank_line, line_too_long (over
+            1 MiB), not_utf8, invalid_json, not_an_object, invalid_patient
+            or not_evaluated
 
 Lines are evaluated by --workers processes, in chunks, with constant memory whatever the
 input size. A progress bar shows on standard error at a terminal; a summary (counts per tier
@@ -234,10 +236,6 @@ def _batch_progress(
         yield update
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
-
-
 def _print_summary(summary: BatchSummary, out: Path, errors: Path) -> None:
     """Counts on standard output, like `validate`'s summary; tiers by their labels and colours,
     in the README's order (the results file holds their codes)."""
@@ -247,8 +245,8 @@ def _print_summary(summary: BatchSummary, out: Path, errors: Path) -> None:
     from ivig_cds.cli.render import TIER_STYLES
 
     typer.echo(
-        f"{_count(summary.lines, 'line')}: {_count(summary.results, 'result')}, "
-        f"{_count(summary.errors, 'error')}, "
+        f"{common.count(summary.lines, 'line')}: {common.count(summary.results, 'result')}, "
+        f"{common.count(summary.errors, 'error')}, "
         f"in {summary.elapsed:.1f} s ({summary.rate:,.0f} lines/s)"
     )
     console = common.console()

@@ -9,22 +9,27 @@ Errors go to standard error as sentences naming the file, never as tracebacks; `
 
 from __future__ import annotations
 
-import difflib
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from enum import StrEnum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from typer.core import TyperCommand
 
 from ivig_cds._errors import EngineUnavailableError, IvigCdsError, KnowledgeBaseError
 from ivig_cds._evaluate import Evaluator, default_evaluator
+from ivig_cds._hints import closest
 from ivig_cds._knowledge_base import KnowledgeBase
 from ivig_cds._loader import load_knowledge_base
+from ivig_cds.cli.layout import Column
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+E = TypeVar("E", bound=StrEnum)
 
 RulesDir = Annotated[
     Path | None,
@@ -66,6 +71,17 @@ class PlainHelpCommand(TyperCommand):
                 pieces.extend(param.get_usage_pieces(ctx))
         return pieces
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Typer 0.29 checks option values with pydantic and words a bad one as pydantic does
+        ("Value error, 'x' is not one of ..."); the usage error keeps only the sentence."""
+        try:
+            return list(super().parse_args(ctx, args))
+        except Exception as exc:
+            message = getattr(exc, "message", None)
+            if isinstance(message, str):
+                exc.message = _PYDANTIC_PREFIX.sub("", message)  # type: ignore[attr-defined]
+            raise
+
     def format_options(self, ctx: Any, formatter: Any) -> None:
         params = self.get_params(ctx)
         arguments = [
@@ -82,6 +98,31 @@ class PlainHelpCommand(TyperCommand):
             if rows:
                 with formatter.section(title):
                     formatter.write_dl(rows)
+
+
+_PYDANTIC_PREFIX = re.compile(r"^(Value|Assertion) error, ")
+
+
+def choice(kind: type[E], noun: str = "format") -> Callable[[str], E]:
+    """The parser of an option whose values are `kind`'s (any case): anything else is a usage
+    error naming every value ("unknown format 'pdf'; choose table, json or html")."""
+
+    def parse(value: str) -> E:
+        if isinstance(value, kind):
+            return value
+        for member in kind:
+            if member.value.casefold() == str(value).casefold():
+                return member
+        values = [member.value for member in kind]
+        listed = f"{', '.join(values[:-1])} or {values[-1]}" if len(values) > 1 else values[0]
+        raise typer.BadParameter(f"unknown {noun} '{value}'; choose {listed}")
+
+    return parse
+
+
+def choices(kind: type[StrEnum]) -> Callable[[], list[str]]:
+    """Shell completion for an option parsed by `choice`."""
+    return lambda: [member.value for member in kind]
 
 
 def _placeholder(argument: Any) -> str:
@@ -142,64 +183,47 @@ def evaluator(rules: Path | None, evidence: Path | None) -> Evaluator:
 
 
 def table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], *, whole: Sequence[int] | None = None
+    columns: Sequence[Column | str], rows: Sequence[Sequence[str]], *, more: str = ""
 ) -> None:
-    """A table at a terminal; tab-separated lines with a header line for a pipe.
+    """A table at a terminal, within its width; tab-separated lines with a header line for a
+    pipe, every column whole.
 
-    With `whole` (column indexes), each row stays on one line: those columns are never cut, and
-    the others are cut with an ellipsis on a narrow terminal, so the table is as tall as its rows.
+    At a terminal, columns give way as their `Column` says (cut, left out, shortened, wrapped;
+    see `layout.fit`), and the table says below it what it left out and, with `more`, where to
+    see it. A plain header never gives way.
     """
+    specs = [c if isinstance(c, Column) else Column(c) for c in columns]
     if not sys.stdout.isatty():
-        for row in (headers, *rows):
+        for row in ([c.header for c in specs], *rows):
             typer.echo("\t".join(row))
         return
-    from rich.table import Table
     from rich.text import Text
 
+    from ivig_cds.cli.layout import Hanging, fit, render_rows
+
     out = console()
-    if whole is None:
-        shown = Table(*headers, box=None, header_style="bold")
-        for row in rows:
-            shown.add_row(*row)
-        out.print(shown)
-        return
-    widths = _fit(
-        [max(len(r[i]) for r in (headers, *rows)) for i in range(len(headers))], whole, out.width
-    )
-    for n, row in enumerate((headers, *rows)):
-        cells = [_cut(cell, width) for cell, width in zip(row, widths, strict=True)]
-        out.print(Text("  ".join(cells).rstrip(), style="bold" if n == 0 else ""), crop=False)
-
-
-_NARROWEST = 8  # a cut column still shows this much
-
-
-def _fit(widths: list[int], whole: Sequence[int], total: int) -> list[int]:
-    """Column widths within `total` (with two spaces between columns): the widest column that
-    may be cut loses a character at a time, down to `_NARROWEST`."""
-    widths = list(widths)
-    excess = sum(widths) + 2 * (len(widths) - 1) - total
-    while excess > 0:
-        cuttable = [i for i, w in enumerate(widths) if i not in whole and w > _NARROWEST]
-        if not cuttable:
-            break
-        widest = max(cuttable, key=lambda i: widths[i])
-        widths[widest] -= 1
-        excess -= 1
-    return widths
-
-
-def _cut(cell: str, width: int) -> str:
-    return cell.ljust(width) if len(cell) <= width else cell[: width - 1] + "…"
+    shape = fit(specs, rows, out.width, more=more)
+    for line in render_rows(specs, shape):
+        out.print(line, crop=False, overflow="ignore", no_wrap=True)
+    for note in shape.notes:
+        out.print(Hanging(Text(note, style="dim")))
 
 
 def print_lines(lines: Sequence[tuple[str, str]]) -> None:
-    """Print (text, rich style) pairs; the text never passes through rich's markup."""
+    """Print (text, rich style) pairs; the text never passes through rich's markup. At a
+    terminal a long line wraps under its own indentation (see `layout.Hanging`)."""
     from rich.text import Text
+
+    from ivig_cds.cli.layout import Hanging
 
     out = console()
     for text, style in lines:
-        out.print(Text(text, style=style))
+        out.print(Hanging(Text(text, style=style)))
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """`1 page`, `3 pages`: a number with its noun agreeing."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def find_id(kind: str, wanted: str, known: Sequence[str]) -> str:
@@ -209,8 +233,8 @@ def find_id(kind: str, wanted: str, known: Sequence[str]) -> str:
     folded = {k.casefold(): k for k in known}
     if wanted.casefold() in folded:
         return folded[wanted.casefold()]
-    close = difflib.get_close_matches(wanted, list(known), n=1, cutoff=0.5)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    close = closest(wanted, known, cutoff=0.5)
+    hint = f"; did you mean '{close}'?" if close is not None else ""
     listing = f"`ivig-cds {kind}` lists them"
     raise typer.BadParameter(
         f"no {kind[:-1] if kind == 'rules' else 'entry'} '{wanted}'{hint} ({listing})",

@@ -20,6 +20,7 @@ from ivig_cds._recommendation import Recommendation
 from ivig_cds._vocabulary import TIER_LABELS, TIER_MEANINGS, Tier
 from ivig_cds.cli import common
 from ivig_cds.cli.common import EvidenceDir, RulesDir
+from ivig_cds.cli.fhir_input import Evaluated, RecordReading, Runner
 from ivig_cds.cli.patient_files import (
     MAX_FHIR_BYTES,
     STDIN,
@@ -28,15 +29,14 @@ from ivig_cds.cli.patient_files import (
     PatientSource,
     Problem,
     discover,
-    read_document,
     read_patient,
 )
-from ivig_cds.cli.summary import HEADERS, summary_rows
+from ivig_cds.cli.summary import COLUMNS, summary_rows
 
 if TYPE_CHECKING:
     from ivig_cds.report.cli import HtmlOutput
 
-Runner = Callable[[PatientSource, Callable[[], bytes]], Recommendation]
+Results = list[tuple[str, Recommendation | PatientFileError]]
 
 commands = typer.Typer()
 
@@ -54,7 +54,7 @@ def _tier_help() -> str:
     return "\n".join(
         textwrap.fill(
             f"{TIER_LABELS[tier]}: {TIER_MEANINGS[tier]}",
-            width=88,
+            width=78,  # click indents help by 2: 80 columns
             initial_indent=f"  {tier.value:<22} ",
             subsequent_indent=" " * 25,
         )
@@ -72,7 +72,7 @@ A patient file is a mapping of patient-context fields, for example:
 
 \b
   patient_id: example-1
-  ms_phenotype: RRMS        # CIS, RRMS, SPMS, PPMS or not_ms; leave out if unknown
+  ms_phenotype: RRMS        # CIS, RRMS, SPMS, PPMS or not_ms; omit if unknown
   first_line_dmt: not_tolerated
   sex: female
   age_years: 34
@@ -91,12 +91,22 @@ acute_relapse during a relapse, else disease_modifying):
 certainty, citations (PubMed links), cautions and the questions whose answers could change it.
 
 Output (--format): at a terminal, a table with one row per file (file, tier, question, rule,
-key citation, missing data) when several files or a directory are given, and the full text for
-one file; when piped, json (one document, or a list of {{"source", "recommendation"}} /
-{{"source", "error"}} for several files). text gives every result in full, markdown a report
-for a clinical note, table the overview (tab-separated when piped). An invalid file is
-reported on standard error with its field and line, and the others are still evaluated; the
-exit code is 1 if any file failed, else 0."""
+key citation, missing data; on a narrow terminal the last two are left out, saying so) when
+several files or a directory are given, and the full text for one file; when piped, json (one
+document, or a list of {{"source", "recommendation"}} / {{"source", "error"}} for several
+files). text gives every result in full, markdown a report for a clinical note, table the
+overview (tab-separated when piped), html a page per patient (--out FILE for one patient,
+--out DIR for several).
+
+With --fhir each PATH is a FHIR R4 Bundle (or a CDS Hooks prefetch) in JSON. Every format then
+says how the record was read: entries that disagree (each leaves its fact unknown), notes on
+entries set aside or left unknown, and codes not recognised; JSON gives {{"source",
+"recommendation", "record": {{"notes", "conflicts", "unmapped"}}}} for each file. A FHIR Bulk
+Data export is audited by `ivig-cds population`, and a file of one patient per line (NDJSON)
+is evaluated by `ivig-cds batch`.
+
+An invalid file is reported on standard error with its field and line, and the others are
+still evaluated; the exit code is 1 if any file failed, 2 for a usage error, else 0."""
 
 
 @commands.command(cls=common.PlainHelpCommand, help=_EVALUATE_HELP, no_args_is_help=True)
@@ -114,7 +124,8 @@ def evaluate(
             "--format",
             "-f",
             metavar="FORMAT",
-            case_sensitive=False,
+            parser=common.choice(OutputFormat),
+            autocompletion=common.choices(OutputFormat),
             help="table, text, json, markdown or html (a self-contained page with the "
             "patient's path through the decision flow). Default at a terminal: table for "
             "several files, text for one; json when piped.",
@@ -127,15 +138,17 @@ def evaluate(
             "--out",
             "-o",
             metavar="PATH",
-            help="With --format html: the page's file (one patient) or a folder (several). "
-            "Default: standard output.",
+            help="With --format html: the page's file for one patient; a folder for several "
+            "(a directory or more than one file), created if needed. Default: standard output.",
             show_default=False,
         ),
     ] = None,
     fhir: Annotated[
         bool,
         typer.Option(
-            "--fhir", help="The files are FHIR R4 Bundles (JSON) rather than patient contexts."
+            "--fhir",
+            help="The files are FHIR R4 Bundles (JSON) rather than patient contexts; each "
+            "result says how the record was read.",
         ),
     ] = False,
     rules: RulesDir = None,
@@ -148,64 +161,46 @@ def evaluate(
     as_list = len(sources) > 1 or any(Path(p).is_dir() for p in paths if p != STDIN)
     chosen = output_format or _default_format(as_list)
     evaluator = common.evaluator(rules, evidence)
-    html = _html_output(chosen, evaluator, out, several=as_list)
+    html = _html_output(chosen, evaluator, out, several=as_list, first=sources[0].name)
     if html is not None:
         evaluator = html.evaluator
-    run_one = _fhir_runner(evaluator) if fhir else _patient_runner(evaluator)
-    results = _evaluate_all(sources, run_one)
+    if fhir:
+        from ivig_cds.cli.fhir_input import fhir_runner
+
+        run_one = fhir_runner(evaluator)
+    else:
+        run_one = _patient_runner(evaluator)
+    results, records = _evaluate_all(sources, run_one)
 
     if html is not None:
-        html.write(results)
+        html.write(results, records)
     else:
-        _print_results(results, chosen, as_list=as_list)
+        _print_results(results, records if fhir else None, chosen, as_list=as_list)
     if any(isinstance(outcome, PatientFileError) for _, outcome in results):
         raise typer.Exit(1)
 
 
 def _html_output(
-    chosen: OutputFormat, evaluator: Evaluator, out: Path | None, *, several: bool
+    chosen: OutputFormat, evaluator: Evaluator, out: Path | None, *, several: bool, first: str
 ) -> HtmlOutput | None:
     """`--format html` is written by the report package, which keeps each patient it evaluates."""
     if chosen is not OutputFormat.HTML:
         if out is not None:
-            raise typer.BadParameter("applies only to --format html", param_hint="'--out'")
+            hint = (
+                ": add --format html to write the page"
+                if out.suffix.lower() in (".html", ".htm")
+                else "; the other formats print to standard output"
+            )
+            raise typer.BadParameter(f"applies only to --format html{hint}", param_hint="'--out'")
         return None
     from ivig_cds.report.cli import HtmlOutput
 
-    return HtmlOutput(evaluator, out, several=several)
+    return HtmlOutput(evaluator, out, several=several, first=first)
 
 
 def _patient_runner(evaluator: Evaluator) -> Runner:
-    def run(source: PatientSource, stdin: Callable[[], bytes]) -> Recommendation:
-        return evaluator.evaluate(read_patient(source, stdin))
-
-    return run
-
-
-def _fhir_runner(evaluator: Evaluator) -> Runner:
-    try:
-        from ivig_cds.fhir import evaluate_fhir
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("ivig_cds.fhir", "fhir", "fhir.resources"):
-            raise
-        common.fail(
-            "--fhir is not available in this installation "
-            f"(module {exc.name} is missing); evaluate patient-context files without --fhir"
-        )
-
-    def run(source: PatientSource, stdin: Callable[[], bytes]) -> Recommendation:
-        document = read_document(source, stdin, max_bytes=MAX_FHIR_BYTES)
-        if not isinstance(document.data, dict):
-            raise PatientFileError(
-                source.name, "is not a FHIR Bundle", [Problem("expected a JSON object")]
-            )
-        try:
-            recommendation: Recommendation = evaluate_fhir(document.data, evaluator=evaluator)
-            return recommendation
-        except ValueError as exc:
-            raise PatientFileError(
-                source.name, "is not a usable FHIR Bundle", [Problem(str(exc))]
-            ) from None
+    def run(source: PatientSource, stdin: Callable[[], bytes]) -> Evaluated:
+        return evaluator.evaluate(read_patient(source, stdin)), None
 
     return run
 
@@ -213,18 +208,21 @@ def _fhir_runner(evaluator: Evaluator) -> Runner:
 def _evaluate_all(
     sources: Sequence[PatientSource],
     run_one: Runner,
-) -> list[tuple[str, Recommendation | PatientFileError]]:
+) -> tuple[Results, list[RecordReading | None]]:
+    """Each file's result or error, in order, and beside each what its FHIR record said."""
     stream = typer.get_binary_stream("stdin")
 
     def stdin() -> bytes:  # one byte past the largest accepted input: enough to refuse it
         return stream.read(MAX_FHIR_BYTES + 1)
 
-    results: list[tuple[str, Recommendation | PatientFileError]] = []
+    results: Results = []
+    records: list[RecordReading | None] = []
 
     def step(source: PatientSource, report: Callable[[PatientFileError], None]) -> None:
         outcome: Recommendation | PatientFileError
+        record: RecordReading | None = None
         try:
-            outcome = run_one(source, stdin)
+            outcome, record = run_one(source, stdin)
         except PatientFileError as exc:
             outcome = exc
         except IvigCdsError as exc:  # the engine failed on a valid patient: a knowledge defect
@@ -232,6 +230,7 @@ def _evaluate_all(
         if isinstance(outcome, PatientFileError):
             report(outcome)
         results.append((source.name, outcome))
+        records.append(record)
 
     if len(sources) > 1 and sys.stderr.isatty():
         from rich.progress import Progress
@@ -253,7 +252,7 @@ def _evaluate_all(
     else:
         for source in sources:
             step(source, _report)
-    return results
+    return results, records
 
 
 def _report(error: PatientFileError) -> None:
@@ -267,29 +266,44 @@ def _default_format(as_list: bool) -> OutputFormat:
 
 
 def _print_results(
-    results: Sequence[tuple[str, Recommendation | PatientFileError]],
+    results: Results,
+    records: Sequence[RecordReading | None] | None,
     chosen: OutputFormat,
     *,
     as_list: bool,
 ) -> None:
-    from ivig_cds.cli.render import render_json, render_json_list, render_markdown, render_text
+    """Print every result in `chosen`; `records` (for --fhir) say how each record was read."""
+    from ivig_cds.cli import render
 
+    readings = list(records) if records is not None else [None] * len(results)
     if chosen is OutputFormat.JSON:
+        shown = [r.as_json() if r is not None else None for r in readings]
+        source, outcome = results[0]
         if as_list:
-            typer.echo(render_json_list(results), nl=False)
-        elif isinstance(results[0][1], Recommendation):
-            typer.echo(render_json(results[0][1]), nl=False)
+            typer.echo(render.render_json_list(results, shown if records else None), nl=False)
+        elif isinstance(outcome, Recommendation) and shown[0] is not None:
+            document = render.result_json(source, outcome, shown[0])
+            typer.echo(render.dumps(document), nl=False)
+        elif isinstance(outcome, Recommendation):
+            typer.echo(render.render_json(outcome), nl=False)
         return
     if chosen is OutputFormat.TABLE:
-        common.table(HEADERS, summary_rows(results), whole=(1, 2, 3))
+        common.table(COLUMNS, summary_rows(results), more="--format text shows every result")
         return
-    done = [(s, r) for s, r in results if isinstance(r, Recommendation)]
+    done = [
+        (s, r, reading.sections() if reading is not None else ())
+        for (s, r), reading in zip(results, readings, strict=True)
+        if isinstance(r, Recommendation)
+    ]
     if chosen is OutputFormat.MARKDOWN:
-        reports = [render_markdown(r, source=s if as_list else None) for s, r in done]
+        reports = [
+            render.render_markdown(r, source=s if as_list else None, record=record)
+            for s, r, record in done
+        ]
         typer.echo("\n---\n\n".join(reports), nl=False)
         return
     console = common.console()
-    for i, (source, rec) in enumerate(done):
+    for i, (source, rec, record) in enumerate(done):
         if i:
             console.print()
-        console.print(render_text(rec, source=source if as_list else None))
+        console.print(render.render_text(rec, source=source if as_list else None, record=record))

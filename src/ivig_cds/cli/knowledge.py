@@ -19,6 +19,7 @@ from ivig_cds._record_windows import RECORD_WINDOWS_NAME, RecordWindows, load_re
 from ivig_cds._rules import CautionRule, ConclusionRule, ConditionSpec
 from ivig_cds.cli import common
 from ivig_cds.cli.common import EvidenceDir, RulesDir
+from ivig_cds.cli.layout import Column
 
 rules_app = typer.Typer(
     help="List the rules of the knowledge base, or show one rule in full.\n\n"
@@ -46,7 +47,8 @@ ListFormatOption = Annotated[
         "--format",
         "-f",
         metavar="FORMAT",
-        case_sensitive=False,
+        parser=common.choice(ListFormat),
+        autocompletion=common.choices(ListFormat),
         help="table (tab-separated when piped) or json (a list of objects). Default: table.",
         show_default=False,
     ),
@@ -121,10 +123,34 @@ def _list_rules(kb: KnowledgeBase, output_format: ListFormat | None) -> None:
         }
         for r in kb.cautions
     ]
-    _print_listing(items, output_format)
+    _print_listing(items, output_format, _RULE_COLUMNS)
 
 
-def _print_listing(items: list[dict[str, object]], output_format: ListFormat | None) -> None:
+# How the listings give way on a narrow terminal: the least needed columns go first, and the
+# title wraps under itself rather than pushing the rest off the screen.
+_RULE_COLUMNS = {
+    "questions": Column("questions", drop=1),
+    "kind": Column("kind", drop=2),
+    "precedence": Column("precedence", drop=3),
+    "certainty": Column("certainty", drop=4),
+    "title": Column("title", wrap=36),
+}
+_EVIDENCE_COLUMNS = {
+    "cited_by": Column("cited_by", drop=1),
+    "pmid": Column("pmid", drop=2),
+    "design": Column("design", drop=3),
+    "n": Column("n", drop=4),
+    "year": Column("year", drop=5),
+    "title": Column("title", wrap=36),
+}
+_MORE = "--format json shows every column"
+
+
+def _print_listing(
+    items: list[dict[str, object]],
+    output_format: ListFormat | None,
+    columns: Mapping[str, Column],
+) -> None:
     """JSON as typed values; a table with lists joined by commas and nulls shown as '-'."""
     if output_format is ListFormat.JSON:
         from ivig_cds.cli.render import dumps
@@ -138,7 +164,11 @@ def _print_listing(items: list[dict[str, object]], output_format: ListFormat | N
         return "-" if value is None else str(value)
 
     headers = list(items[0]) if items else []
-    common.table(headers, [[cell(item[h]) for h in headers] for item in items])
+    common.table(
+        [columns.get(h, Column(h)) for h in headers],
+        [[cell(item[h]) for h in headers] for item in items],
+        more=_MORE,
+    )
 
 
 @rules_app.command("windows", cls=common.PlainHelpCommand)
@@ -151,7 +181,7 @@ def rules_windows(ctx: typer.Context, rules: RulesDir = None, evidence: Evidence
             f"no {RECORD_WINDOWS_NAME} in {kb.rules_dir}; the FHIR adapter uses the shipped one"
         )
     common.table(
-        ["window", "weeks", "reason"],
+        ["window", "weeks", Column("reason", wrap=36)],
         [[name, str(w.weeks), w.reason] for name, w in windows.rows()],
     )
 
@@ -277,7 +307,7 @@ def _list_evidence(kb: KnowledgeBase, output_format: ListFormat | None) -> None:
         }
         for e in kb.evidence.values()
     ]
-    _print_listing(items, output_format)
+    _print_listing(items, output_format, _EVIDENCE_COLUMNS)
 
 
 @evidence_app.command("show", cls=common.PlainHelpCommand)

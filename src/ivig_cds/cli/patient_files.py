@@ -7,10 +7,11 @@ file says where, so that the command line reports them all the same way.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 from ivig_cds._errors import InvalidPatientError, IvigCdsError
 from ivig_cds._json import JsonProblem, loads_strict
@@ -19,6 +20,8 @@ from ivig_cds._patient_input import parse_patient
 from ivig_cds._yaml import LocatedDocument, YamlProblem, node_positions, parse_yaml, read_limited
 
 PATIENT_SUFFIXES = (".json", ".yaml", ".yml")
+NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+MANIFESTS = frozenset({"manifest.json", "status.json"})  # what a Bulk Data export folder holds
 # A full patient context is under 12 KiB even with 50 long risk factors; the YAML reader is pure
 # Python (a 1 MiB flow list took 13 s), so a bound this low keeps any one file under a second.
 MAX_PATIENT_BYTES = 64 * 1024
@@ -76,7 +79,9 @@ def discover(paths: Iterable[str]) -> list[PatientSource]:
     its subfolders), sorted by name; `-` stands for standard input.
 
     Raises:
-        PatientPathError: a path does not exist, or a directory holds no patient file.
+        PatientPathError: a path does not exist, a directory holds no patient file, or a path
+            names NDJSON (a file of one record per line, or a FHIR Bulk Data export folder),
+            which `batch` and `population` read: the message names the command to use.
     """
     found: list[PatientSource] = []
     for given in paths:
@@ -86,9 +91,14 @@ def discover(paths: Iterable[str]) -> list[PatientSource]:
         path = Path(given)
         if path.is_dir():
             inside = _patient_files_in(path)
+            pointer = _ndjson_folder(given, path, inside)
+            if pointer is not None:
+                raise PatientPathError(pointer)
             if not inside:
                 raise PatientPathError(_empty_directory(given, path))
             found.extend(PatientSource(str(p), p) for p in inside)
+        elif path.exists() and path.suffix.lower() in NDJSON_SUFFIXES:
+            raise PatientPathError(_ndjson_file(given, path))
         elif path.exists():
             found.append(PatientSource(given, path))
         else:
@@ -100,6 +110,72 @@ def _patient_files_in(folder: Path) -> list[Path]:
     return sorted(
         p for p in folder.iterdir() if p.suffix.lower() in PATIENT_SUFFIXES and p.is_file()
     )
+
+
+NdjsonKind = Literal["fhir", "contexts"]
+
+
+def ndjson_kind(first_line: bytes) -> NdjsonKind | None:
+    """What an NDJSON file holds, from its first line: FHIR resources (`population` reads them)
+    or patient contexts (`batch` reads them); None if the line is not a JSON object."""
+    try:
+        data = json.loads(first_line.removeprefix(BOM))
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    if not isinstance(data, dict):
+        return None
+    return "fhir" if isinstance(data.get("resourceType"), str) else "contexts"
+
+
+def _first_line(path: Path) -> bytes:
+    """The first line that is not blank, read up to 1 MiB (b"" if there is none)."""
+    try:
+        with path.open("rb") as file:
+            for _ in range(100):
+                line = file.readline(1 << 20)
+                if line.strip() or not line:
+                    return line
+    except OSError:
+        pass
+    return b""
+
+
+def _ndjson_file(given: str, path: Path) -> str:
+    kind = ndjson_kind(_first_line(path))
+    if kind == "fhir":
+        return (
+            f"'{given}' holds FHIR resources, one per line (a file of a Bulk Data export), not "
+            f"one patient; audit the export's folder with: ivig-cds population {path.parent} "
+            "--out DIR"
+        )
+    if kind == "contexts":
+        return (
+            f"'{given}' holds one patient per line (NDJSON); evaluate it with: "
+            f"ivig-cds batch {given} --out results.ndjson"
+        )
+    return (
+        f"'{given}' is an NDJSON file (one JSON document per line): ivig-cds batch evaluates "
+        "patients given that way, ivig-cds population audits a FHIR Bulk Data export"
+    )
+
+
+def _ndjson_folder(given: str, path: Path, inside: Sequence[Path]) -> str | None:
+    """A folder of NDJSON files and no patient file (a manifest aside): name the command."""
+    if any(p.name.lower() not in MANIFESTS for p in inside):
+        return None  # patient files to evaluate (examples/ keeps patients.ndjson beside them)
+    ndjson = sorted(p for p in path.iterdir() if p.suffix.lower() in NDJSON_SUFFIXES)
+    kinds = {ndjson_kind(_first_line(p)) for p in ndjson if p.is_file()}
+    if "fhir" in kinds:
+        return (
+            f"'{given}' is a FHIR Bulk Data export (NDJSON files of resources), not patient "
+            f"files; audit it with: ivig-cds population {given} --out DIR"
+        )
+    if "contexts" in kinds:
+        return (
+            f"'{given}' holds NDJSON files (one patient per line), not patient files; "
+            "evaluate each with: ivig-cds batch FILE --out results.ndjson"
+        )
+    return None
 
 
 def _empty_directory(given: str, path: Path) -> str:
@@ -168,8 +244,32 @@ def _parse_json(source: PatientSource, raw: bytes, max_bytes: int) -> LocatedDoc
     try:
         data = loads_strict(text)
     except JsonProblem as exc:
+        hint = _ndjson_hint(source, text) if exc.message.startswith("Extra data") else None
+        if hint is not None:
+            raise PatientFileError(
+                source.name,
+                "is not valid JSON",
+                [Problem(f"invalid JSON: {exc.message}", exc.line, exc.column), hint],
+            ) from None
         invalid(f"invalid JSON: {exc.message}", exc.line, exc.column)
     return LocatedDocument(data, node_positions(text))
+
+
+def _ndjson_hint(source: PatientSource, text: str) -> Problem | None:
+    """A JSON document per line (NDJSON) where one document was expected: the command to use."""
+    kind = ndjson_kind(text.lstrip().split("\n", 1)[0].encode())
+    shown = source.name if source.path is not None else STDIN
+    if kind == "fhir":
+        return Problem(
+            "the file holds FHIR resources, one per line, as a Bulk Data export does: "
+            "ivig-cds population audits an export's folder"
+        )
+    if kind == "contexts":
+        return Problem(
+            "the file holds one patient per line (NDJSON): evaluate it with "
+            f"ivig-cds batch {shown} --out results.ndjson"
+        )
+    return None
 
 
 def read_patient(source: PatientSource, stdin: Callable[[], bytes]) -> PatientContext:

@@ -19,6 +19,7 @@ from ivig_cds._recommendation import Caution, Citation, Finding, Recommendation
 from ivig_cds._vocabulary import TIER_LABELS, TIER_MEANINGS, Tier
 from ivig_cds._wording import (
     MISSING_HEADING,
+    RECORD_HEADING,
     cautions_by_display,
     certainty_phrase,
     decided_by,
@@ -28,6 +29,7 @@ from ivig_cds._wording import (
     secondary_heading,
     unused_line,
 )
+from ivig_cds.cli.layout import Hanging
 from ivig_cds.cli.patient_files import PatientFileError
 
 __all__ = [
@@ -41,7 +43,11 @@ __all__ = [
     "render_json_list",
     "render_markdown",
     "render_text",
+    "result_json",
 ]
+
+# What the FHIR adapter said about a record, under plain headings (`_wording.record_sections`).
+RecordSections = Sequence[tuple[str, Sequence[str]]]
 
 TIER_STYLES: Mapping[Tier, str] = {
     Tier.SECOND_LINE: "bold green",
@@ -112,8 +118,19 @@ def _finding_tier(finding: Finding) -> str:
 # --- text ------------------------------------------------------------------------------------
 
 
-def render_text(rec: Recommendation, *, source: str | None = None) -> Group:
-    """A rich renderable for a person at a terminal (plain when the console has no colour)."""
+def render_text(
+    rec: Recommendation, *, source: str | None = None, record: RecordSections = ()
+) -> Group:
+    """A rich renderable for a person at a terminal (plain when the console has no colour).
+
+    Args:
+        rec: the result.
+        source: the file it came from, shown as a heading when several are shown.
+        record: for a FHIR record, what the adapter said about reading it.
+
+    At a terminal each line wraps under its own indentation; in soft-wrap mode (a pipe) each
+    stays whole.
+    """
     parts: list[Text] = []
     if source is not None:
         parts.append(Text(f"== {source} ==", style="bold"))
@@ -147,6 +164,7 @@ def render_text(rec: Recommendation, *, source: str | None = None) -> Group:
     if rec.missing_data:
         parts += [Text(""), Text(MISSING_HEADING, style="bold")]
         parts += [Text(f"  - {missing_question(f)}") for f in rec.missing_data]
+    parts += _record_text(record)
     unused = unused_line(rec)
     if unused is not None:
         parts += [Text(""), Text(unused, style="italic")]
@@ -164,7 +182,17 @@ def render_text(rec: Recommendation, *, source: str | None = None) -> Group:
         Text(f"Knowledge base {kb.name} {kb.version} ({kb.content_hash})", style="dim"),
         Text(DISCLAIMER, style="dim"),
     ]
-    return Group(*parts)
+    return Group(*(Hanging(part) for part in parts))
+
+
+def _record_text(record: RecordSections) -> list[Text]:
+    """How a FHIR record was read, under its headings; nothing for a patient file."""
+    if not record:
+        return []
+    lines = [Text(""), Text(RECORD_HEADING, style="bold")]
+    for heading, items in record:
+        lines += [Text(f"  {heading}:"), *(Text(f"    - {item}") for item in items)]
+    return lines
 
 
 def _caution_text(caution: Caution) -> list[Text]:
@@ -201,8 +229,10 @@ def _cited(citation: Citation, indent: str = "  ") -> Text:
 # --- markdown --------------------------------------------------------------------------------
 
 
-def render_markdown(rec: Recommendation, *, source: str | None = None) -> str:
-    """A report a clinician can paste into a note."""
+def render_markdown(
+    rec: Recommendation, *, source: str | None = None, record: RecordSections = ()
+) -> str:
+    """A report a clinician can paste into a note (`record`: see `render_text`)."""
     who = f": patient {rec.patient_id}" if rec.patient_id is not None else ""
     lines = [f"## IVIG in multiple sclerosis{who}", ""]
     if source is not None:
@@ -234,6 +264,10 @@ def render_markdown(rec: Recommendation, *, source: str | None = None) -> str:
     if rec.missing_data:
         lines += ["", f"### {MISSING_HEADING}", ""]
         lines += [f"- {missing_question(f)}" for f in rec.missing_data]
+    if record:
+        lines += ["", f"### {RECORD_HEADING}"]
+        for heading, items in record:
+            lines += ["", f"**{heading}:**", "", *(f"- {item}" for item in items)]
     unused = unused_line(rec)
     if unused is not None:
         lines += ["", f"_{unused}._"]
@@ -296,14 +330,30 @@ def render_json(rec: Recommendation) -> str:
     return dumps(recommendation_json(rec))
 
 
-def render_json_list(results: Sequence[tuple[str, Recommendation | PatientFileError]]) -> str:
-    """Several files' outcomes, in order: `{source, recommendation}` or `{source, error, ...}`."""
+def result_json(
+    source: str, rec: Recommendation, record: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, Any]:
+    """`{source, recommendation}`, and `record` beside them for a FHIR record: how it was read
+    (`{"notes": [...], "conflicts": [...], "unmapped": [...]}`)."""
+    document: dict[str, Any] = {"source": source, "recommendation": recommendation_json(rec)}
+    if record is not None:
+        document["record"] = {key: list(items) for key, items in record.items()}
+    return document
+
+
+def render_json_list(
+    results: Sequence[tuple[str, Recommendation | PatientFileError]],
+    records: Sequence[Mapping[str, Sequence[str]] | None] | None = None,
+) -> str:
+    """Several files' outcomes, in order: `{source, recommendation}` (with `record`, from
+    `records`, for FHIR records) or `{source, error, ...}`."""
+    readings = records if records is not None else [None] * len(results)
     return dumps(
         [
             error_json(outcome)
             if isinstance(outcome, PatientFileError)
-            else {"source": source, "recommendation": recommendation_json(outcome)}
-            for source, outcome in results
+            else result_json(source, outcome, record)
+            for (source, outcome), record in zip(results, readings, strict=True)
         ]
     )
 

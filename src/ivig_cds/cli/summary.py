@@ -4,6 +4,10 @@ A person at a terminal evaluating a folder wants to see every patient at once, n
 text each: file, tier, question, the rule that set the tier, the key work behind it and what
 is missing. `--format text` still gives everything, for one file or for all. Cells are in
 words (the tier's label, the question, the missing facts' names), never codes: JSON has those.
+
+On a narrow terminal (80 columns) the row stays one line: the missing data, then the key
+citation, are left out (the table says so), the tier labels lose their "(2002-2008 evidence)"
+for a footnote, and file names are cut last, never so far that two read the same.
 """
 
 from __future__ import annotations
@@ -12,11 +16,35 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ivig_cds._recommendation import Citation, Recommendation
-from ivig_cds._vocabulary import TIER_LABELS
+from ivig_cds._vocabulary import TIER_LABELS, IntendedUse
 from ivig_cds._wording import field_label, question_phrase
+from ivig_cds.cli.layout import Column
 from ivig_cds.cli.patient_files import PatientFileError
 
-HEADERS = ("file", "tier", "question", "rule", "key citation", "missing data")
+
+def _short_tier(label: str) -> str:
+    """ "Second-line option (2002-2008 evidence)" as "Second-line option*"."""
+    head, bracket, _ = label.partition(" (")
+    return f"{head}*" if bracket else label
+
+
+_QUALIFIERS = sorted(
+    {label.partition(" (")[2].rstrip(")") for label in TIER_LABELS.values() if " (" in label}
+)
+COLUMNS = (
+    Column("file", cut=24, unique=True),
+    Column(
+        "tier",
+        short=_short_tier,
+        footnote=f"* based on {'; '.join(_QUALIFIERS)}" if _QUALIFIERS else "",
+    ),
+    # Questions stay whole; an error's summary in their place may be cut to the same width.
+    Column("question", cut=max(len(question_phrase(use, short=True)) for use in IntendedUse)),
+    Column("rule"),
+    Column("key citation", drop=2),
+    Column("missing data", cut=16, drop=1),
+)
+HEADERS = tuple(column.header for column in COLUMNS)
 
 
 def short_citation(citation: Citation) -> str:

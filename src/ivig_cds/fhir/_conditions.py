@@ -47,7 +47,7 @@ def read_conditions(record: Record) -> None:
             continue
         mentioned = True
         if verification in ("unconfirmed", "provisional", "differential"):
-            record.notes.append(f"{name}: verificationStatus {verification}; not used")
+            record.notes.append(f"{name}: diagnosis not confirmed ({verification}); not used")
             continue
         clinical = code_in(condition.clinicalStatus, _CLINICAL)
         if diagnosis or family:
@@ -80,12 +80,11 @@ def _no_ms(record: Record) -> None:
     so the course then stays unknown."""
     conditions = sum(1 for _ in record.of(Condition))
     if not conditions:
-        record.notes.append("no Condition resources in the data: ms_phenotype is unknown")
+        record.notes.append("no Condition resources in the data: the MS course is unknown")
         return
     record.set("ms_phenotype", "not_ms", [])
-    record.notes.append(
-        f"no MS diagnosis on record ({conditions} Condition resources read): ms_phenotype is not_ms"
-    )
+    read = f"{conditions} Condition resource{'s' if conditions != 1 else ''} read"
+    record.notes.append(f"no MS diagnosis on record ({read}): the patient is taken not to have MS")
 
 
 def _choose_course(record: Record, courses: dict[str, list[str]], unmapped: list[str]) -> None:
@@ -106,7 +105,7 @@ def _choose_course(record: Record, courses: dict[str, list[str]], unmapped: list
         return
     if unmapped:
         record.notes.append(
-            f"ms_phenotype left unknown: {', '.join(sorted(set(unmapped)))} carries an MS code "
+            f"MS course left unknown: {', '.join(sorted(set(unmapped)))} carries an MS code "
             "that is not in the code tables and may name a later course"
         )
         return
@@ -118,7 +117,7 @@ def _choose_course(record: Record, courses: dict[str, list[str]], unmapped: list
     latest = relapsing[-1]
     if latest == "CIS" and "unspecified" in courses:
         record.notes.append(
-            f"ms_phenotype left unknown: {', '.join(sorted(set(courses['unspecified'])))} "
+            f"MS course left unknown: {', '.join(sorted(set(courses['unspecified'])))} "
             f"confirms MS beside the CIS diagnosis in {', '.join(named['CIS'])}, so the patient "
             "is past CIS; no code names the course"
         )
@@ -127,7 +126,7 @@ def _choose_course(record: Record, courses: dict[str, list[str]], unmapped: list
     if len(relapsing) > 1:
         earlier = "; ".join(f"{', '.join(named[v])} ({v})" for v in relapsing[:-1])
         record.notes.append(
-            f"ms_phenotype {latest} from {', '.join(named[latest])}: the most advanced course on "
+            f"MS course {latest}, from {', '.join(named[latest])}: the most advanced course on "
             f"record (CIS → RRMS → SPMS), whatever the dates; earlier courses still active: "
             f"{earlier}"
         )
@@ -171,5 +170,5 @@ def _relapse_ongoing(record: Record, condition: Condition, clinical: str | None)
         for f in ("abatementDateTime", "abatementPeriod", "abatementString", "abatementAge")
     )
     if clinical is None and not abated:
-        record.notes.append(f"{ref(condition)}: MS relapse without clinicalStatus; not used")
+        record.notes.append(f"{ref(condition)}: MS relapse with no clinical status; not used")
     return clinical in ("active", "recurrence", "relapse") and not abated

@@ -163,7 +163,9 @@ def _read_patient(record: Record) -> Patient | None:
     if age is not None:
         record.set("age_years", age, [ref(patient)])
     elif patient.birthDate is not None:
-        record.notes.append(f"{ref(patient)}: birthDate too imprecise for an age on {record.as_of}")
+        record.notes.append(
+            f"{ref(patient)}: birth date too imprecise for an age on {record.as_of}"
+        )
     return patient
 
 

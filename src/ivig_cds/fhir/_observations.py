@@ -133,7 +133,8 @@ def _current(record: Record, kind: str, answers: str, weeks_for: dict[str, int])
             weeks = weeks_for[value]
             if (record.as_of - when).days > weeks * 7:
                 record.notes.append(
-                    f"{name}: a '{value}' answer older than {weeks} weeks; not used"
+                    f"{name}: a '{value.replace('_', ' ')}' answer older than {weeks} weeks; "
+                    "not used"
                 )
             else:
                 dated.append(Dated(value, when, name))

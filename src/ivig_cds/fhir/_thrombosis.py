@@ -69,7 +69,7 @@ def read_thrombotic_risk(record: Record) -> None:
             continue
         if verification in ("unconfirmed", "provisional", "differential"):
             record.notes.append(
-                f"{name}: thrombotic risk factor with verificationStatus {verification}; not used"
+                f"{name}: thrombotic risk factor not confirmed ({verification}); not used"
             )
             continue
         if unmapped:

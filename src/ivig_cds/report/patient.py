@@ -8,6 +8,8 @@ asked.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from markupsafe import Markup
 
 from ivig_cds import _wording
@@ -22,7 +24,12 @@ from ivig_cds.report.words import field_words, value_words
 
 
 def patient_page(
-    kb: KnowledgeBase, patient: PatientContext, result: Recommendation, *, source: str | None = None
+    kb: KnowledgeBase,
+    patient: PatientContext,
+    result: Recommendation,
+    *,
+    source: str | None = None,
+    record: Sequence[tuple[str, Sequence[str]]] = (),
 ) -> str:
     """The HTML page for one evaluated patient.
 
@@ -31,6 +38,8 @@ def patient_page(
         patient: the patient context that was evaluated.
         result: its recommendation.
         source: the file it came from, shown as a heading when several are evaluated.
+        record: for a patient read from a FHIR record, what the adapter said about reading it,
+            under plain headings (`_wording.record_sections`).
 
     Raises:
         ValueError: `result` came from another knowledge base (its content hash differs).
@@ -63,6 +72,8 @@ def patient_page(
         given=given,
         missing=[_wording.missing_question(name) for name in result.missing_data],
         missing_heading=_wording.MISSING_HEADING,
+        record=record,
+        record_heading=_wording.RECORD_HEADING,
         decided_by=_wording.decided_by(result),
         unused=[field_words(name) for name in result.unused_facts],
         evidence=kb.evidence,
