@@ -407,8 +407,16 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--patients", type=int, required=True)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--malformed-every",
+        type=int,
+        default=0,
+        help="make every Nth resource line malformed, to see the errors file (default: none)",
+    )
     args = parser.parse_args()
-    export = generate(args.folder, args.patients, seed=args.seed)
+    export = generate(
+        args.folder, args.patients, seed=args.seed, malformed_every=args.malformed_every
+    )
     print(
         json.dumps(
             {

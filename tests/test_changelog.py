@@ -8,13 +8,17 @@ thrombotic risk factors").
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from ivig_cds import Evaluator, Recommendation, Tier
+from ivig_cds.cli import app
+from tests.strategies import mixed_patients
 
 CHANGELOG = Path(__file__).resolve().parents[1] / "CHANGELOG.md"
 RELEASE = "3.0.0"
@@ -81,3 +85,44 @@ def test_changelog_example_is_what_the_engine_answers(
     assert result.tier is TIERS[tier], situation
     for claim in claims:
         _check(claim, result)
+
+
+DIFF_CLAIM = re.compile(
+    r"Over (?:the )?([\d,]+) (example patients|generated patient contexts).*?: ([\d,]+) answers "
+    r"change, ([\d,]+) of them in tier",
+    re.S,
+)
+KB_2 = CHANGELOG.parent / "tests" / "fixtures" / "kb-2.0.0"
+
+
+def _number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def test_the_release_diff_counts_are_what_diff_finds(tmp_path: Path) -> None:
+    """The counts the 3.0.0 entry gives for 2.0.0 → 3.0.0 (examples; 10,000 generated
+    patients) are what `ivig-cds diff` finds today against the kept copy of 2.0.0."""
+    section = CHANGELOG.read_text(encoding="utf-8").split(f"## Knowledge base {RELEASE}", 1)[1]
+    claims = DIFF_CLAIM.findall(section.split("\n## ", 1)[0])
+    assert [c[1] for c in claims] == ["example patients", "generated patient contexts"]
+    population = tmp_path / "population.ndjson"
+    population.write_text(
+        "".join(json.dumps(p) + "\n" for p in mixed_patients(_number(claims[1][0]), seed=0)),
+        encoding="utf-8",
+    )
+    root = CHANGELOG.parent
+    for (compared, _, changed, in_tier), source in zip(
+        claims, [root / "examples", population], strict=True
+    ):
+        result = CliRunner().invoke(
+            app,
+            ["diff", "--old-rules", str(KB_2 / "rules"), "--old-evidence", str(KB_2 / "evidence"),
+             str(source), "--format", "json", "--workers", "1"],
+        )  # fmt: skip
+        assert result.exit_code == 3, result.stderr
+        units = json.loads(result.stdout)["units"]["patient"]
+        assert (units["compared"], units["changed"], units["tier_changed"]) == (
+            _number(compared),
+            _number(changed),
+            _number(in_tier),
+        )
