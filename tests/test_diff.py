@@ -301,6 +301,31 @@ def test_a_bulk_export_compares_each_patient_now_and_each_dose_at_its_date(
     assert all(i["changed"] == ["tier"] for i in items)
 
 
+def test_a_bulk_export_compares_cautions_and_certainty_too(
+    edited_kb: EditedKb, tmp_path: Path
+) -> None:
+    """--bulk: a caution no longer attached to C06 shows as a removed caution for exactly the
+    patients and doses C06 decides, with tier and certainty unchanged."""
+    export = tmp_path / "export"
+    generate(export, 40, malformed_every=0)
+    audited = tmp_path / "audit"
+    run_population(export, audited)
+    results = [json.loads(line) for line in (audited / "results.ndjson").read_text().splitlines()]
+    by_c06 = {r["patient"] for r in results if r["primary_rule"] == "C06"}
+    assert by_c06 and all("K7" in r["cautions"] for r in results if r["patient"] in by_c06)
+    rules, evidence = edited_kb()
+    k7 = rules / "cautions" / "K7-uncontrolled-progressive-signal.yaml"
+    k7.write_text(k7.read_text().replace("{in: [C05, C06]}", "{in: [C05]}"), encoding="utf-8")
+    result = diff(
+        export, *new_kb(rules, evidence), "--bulk", "--keep-ids", "--format", "ndjson",
+        "--workers", "1",
+    )  # fmt: skip
+    assert result.exit_code == 3, result.stderr
+    items = changed_items(result)
+    assert {i["patient"] for i in items if i["unit"] == "patient"} == by_c06
+    assert all(i["changed"] == ["cautions"] for i in items)
+
+
 def test_a_bulk_export_needs_a_pseudonym_key_or_keep_ids(tmp_path: Path) -> None:
     """Without a key or --keep-ids, patients of an export are not named: a usage error."""
     export = tmp_path / "export"

@@ -70,9 +70,12 @@ class Answer:
     @classmethod
     def from_judged(cls, judged: Mapping[str, Any]) -> Answer:
         """From the population audit's judgement of a patient now or of one dose."""
+        cautions = judged.get("cautions")
         return cls(
             tier=judged.get("tier"),
             primary_rule=judged.get("primary_rule"),
+            certainty=judged.get("certainty"),
+            cautions=None if cautions is None else tuple(cautions),
             missing_data=tuple(judged.get("missing_data") or ()),
             note=judged.get("note") or judged.get("error"),
         )

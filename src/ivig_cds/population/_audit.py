@@ -115,6 +115,8 @@ class PatientAuditor:
             "phenotype": now["phenotype"],
             "tier": now["tier"],
             "primary_rule": now["primary_rule"],
+            "certainty": now["certainty"],
+            "cautions": now["cautions"],
             "missing_data": now["missing_data"],
             "conflicts": [c.message for c in mapping.conflicts],
             "notes": list(mapping.notes),
@@ -138,6 +140,8 @@ def _judge(
             "phenotype": None,
             "tier": None,
             "primary_rule": None,
+            "certainty": None,
+            "cautions": [],
             "missing_data": [],
             "error": str(exc),
         }
@@ -145,6 +149,8 @@ def _judge(
         "phenotype": phenotype.value if phenotype else None,
         "tier": rec.tier.value,
         "primary_rule": rec.primary_rule,
+        "certainty": rec.certainty.level.value if rec.certainty else None,
+        "cautions": [c.rule_id for c in rec.cautions],
         "missing_data": list(rec.missing_data),
     }
 
@@ -168,6 +174,8 @@ def _dose(
         "date": day.isoformat() if day else None,
         "tier": None,
         "primary_rule": None,
+        "certainty": None,
+        "cautions": [],
         "missing_data": [],
     }
     if day is None:
@@ -185,6 +193,8 @@ def _dose(
     dose.update(
         tier=judged["tier"],
         primary_rule=judged["primary_rule"],
+        certainty=judged["certainty"],
+        cautions=judged["cautions"],
         missing_data=judged["missing_data"],
     )
     return dose
