@@ -4,6 +4,9 @@
     ├── InvalidPatientError (also ValueError)   the patient context is inconsistent or malformed
     ├── FhirDataError (also ValueError)         FHIR input is invalid or contradicts itself
     │                                           (defined in _fhir.py, beside its only user)
+    ├── FhirCodeTableError                      a FHIR code table is invalid (fhir/_codes.py)
+    │   └── SiteMapError                        a site code map (--codes) is invalid: every
+    │                                           problem at file:line (fhir/_site_maps.py)
     ├── KnowledgeBaseError                      rules/ or evidence/ failed to load or validate
     └── EngineError                             the rule engine failed while evaluating
         ├── EngineUnavailableError              durable-rules cannot be loaded on this Python

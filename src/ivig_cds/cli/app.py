@@ -13,6 +13,7 @@ the top level, with a name they form a group (`ivig-cds rules ...`). Import heav
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +22,7 @@ from ivig_cds import __version__
 from ivig_cds._engine import durable_version, load_durable, python_description
 from ivig_cds._errors import EngineUnavailableError
 from ivig_cds.cli import authoring, batch, common, evaluate, knowledge, serve
+from ivig_cds.codes import commands as codes_commands
 from ivig_cds.diff import commands as diff_commands
 from ivig_cds.population import commands as population_commands
 from ivig_cds.report import cli as report_cli
@@ -45,6 +47,7 @@ COMMAND_GROUPS: tuple[tuple[typer.Typer, str | None], ...] = (
     (batch.commands, None),
     (population_commands, None),
     (diff_commands, None),
+    (codes_commands, "codes"),
     (knowledge.rules_app, "rules"),
     (knowledge.evidence_app, "evidence"),
     (authoring.commands, None),
@@ -56,13 +59,33 @@ for group, name in COMMAND_GROUPS:
     app.add_typer(group, name=name)
 
 
-def _show_version(value: bool) -> None:
-    """What a bug report needs: this package, its knowledge base, the engine and the Python."""
-    if not value:
+_VERSION = "ivig_cds.version"
+_CODES = "ivig_cds.codes"
+
+
+def _version_flag(ctx: typer.Context, value: bool) -> None:
+    ctx.meta[_VERSION] = value
+    _show_version(ctx)
+
+
+def _version_codes(ctx: typer.Context, value: list[Path] | None) -> list[Path] | None:
+    ctx.meta[_CODES] = value or []
+    _show_version(ctx)
+    return value
+
+
+def _show_version(ctx: typer.Context) -> None:
+    """What a bug report needs: this package, its knowledge base (and the site code maps given
+    with --codes), the engine and the Python. Both options are eager, so whichever click
+    handles second prints."""
+    if not ctx.meta.get(_VERSION) or _CODES not in ctx.meta:
         return
+    maps = common.site_maps(ctx.meta[_CODES])
     typer.echo(f"ivig-cds {__version__}")
     kb = common.load(None, None)
     typer.echo(f"knowledge base {kb.manifest.name} {kb.version} ({kb.content_hash})")
+    if maps is not None:
+        typer.echo(f"site code maps {', '.join(maps.files)} ({maps.hash})")
     try:
         load_durable()
         problem = None
@@ -83,14 +106,32 @@ def _root(
         typer.Option(
             "--version",
             "-V",
-            callback=_show_version,
+            callback=_version_flag,
             is_eager=True,
             help="Print the versions of ivig-cds, its knowledge base (with its content hash), "
             "durable-rules and Python.",
         ),
     ] = False,
+    codes: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--codes",
+            metavar="FILE",
+            callback=_version_codes,
+            is_eager=True,
+            help="With --version: also check these site code maps and print their hash "
+            "(commands take --codes after their name).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Does IVIG have a role for this multiple-sclerosis patient, and on what evidence?"""
+    if codes:
+        raise typer.BadParameter(
+            "goes after the command (ivig-cds evaluate --fhir --codes FILE ...); before it, "
+            "only with --version",
+            param_hint="'--codes'",
+        )
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ from ivig_cds.cli.layout import Column
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ivig_cds.fhir import CodeTables, SiteMaps
+
 E = TypeVar("E", bound=StrEnum)
 
 RulesDir = Annotated[
@@ -50,6 +52,17 @@ EvidenceDir = Annotated[
         exists=True,
         file_okay=False,
         help="Evidence folder of another knowledge base. Default: the shipped one.",
+    ),
+]
+
+SiteCodeFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--codes",
+        metavar="FILE",
+        help="A site code map: a FHIR ConceptMap or ValueSet (JSON) or a YAML code table "
+        "mapping your hospital's codes to the concepts the FHIR adapter reads. Repeatable.",
+        show_default=False,
     ),
 ]
 
@@ -155,6 +168,33 @@ def error(message: str, details: Sequence[str] = ()) -> None:
 def fail(message: str, details: Sequence[str] = ()) -> NoReturn:
     error(message, details)
     raise typer.Exit(1)
+
+
+def site_maps(paths: Sequence[Path] | None) -> SiteMaps | None:
+    """The site code maps given with `--codes`, None without; exit 1 listing every problem at
+    file:line:column."""
+    if not paths:
+        return None
+    from ivig_cds.fhir import SiteMapError, load_site_maps
+
+    try:
+        return load_site_maps(paths)
+    except SiteMapError as exc:
+        count = len(exc.issues)
+        fail(
+            f"the site code maps are invalid ({count} {'problem' if count == 1 else 'problems'});"
+            " fix these and try again:",
+            [str(issue) for issue in exc.issues],
+        )
+
+
+def code_tables(maps: SiteMaps | None) -> CodeTables | None:
+    """The shipped code tables with `maps` added; None (the shipped tables) without maps."""
+    if maps is None:
+        return None
+    from ivig_cds.fhir import default_code_tables
+
+    return default_code_tables().with_site_maps(maps)
 
 
 def load(rules: Path | None, evidence: Path | None, *, validating: bool = False) -> KnowledgeBase:

@@ -19,7 +19,7 @@ from ivig_cds._evaluate import Evaluator
 from ivig_cds._recommendation import Recommendation
 from ivig_cds._vocabulary import TIER_LABELS, TIER_MEANINGS, Tier
 from ivig_cds.cli import common
-from ivig_cds.cli.common import EvidenceDir, RulesDir
+from ivig_cds.cli.common import EvidenceDir, RulesDir, SiteCodeFiles
 from ivig_cds.cli.fhir_input import Evaluated, RecordReading, Runner
 from ivig_cds.cli.patient_files import (
     MAX_FHIR_BYTES,
@@ -101,7 +101,10 @@ overview (tab-separated when piped), html a page per patient (--out FILE for one
 With --fhir each PATH is a FHIR R4 Bundle (or a CDS Hooks prefetch) in JSON. Every format then
 says how the record was read: entries that disagree (each leaves its fact unknown), notes on
 entries set aside or left unknown, and codes not recognised; JSON gives {{"source",
-"recommendation", "record": {{"notes", "conflicts", "unmapped"}}}} for each file. A FHIR Bulk
+"recommendation", "record": {{"notes", "conflicts", "unmapped"}}}} for each file. With
+--codes FILE (repeatable), your hospital's own codes are read through its site code maps (a
+FHIR ConceptMap, a ValueSet per concept, or a YAML code table); each result names the maps and
+their hash ("site_codes" in JSON), and a bad map stops the command (exit 1). A FHIR Bulk
 Data export is audited by `ivig-cds population`, and a file of one patient per line (NDJSON)
 is evaluated by `ivig-cds batch`.
 
@@ -151,13 +154,17 @@ def evaluate(
             "result says how the record was read.",
         ),
     ] = False,
+    codes: SiteCodeFiles = None,
     rules: RulesDir = None,
     evidence: EvidenceDir = None,
 ) -> None:
+    if codes and not fhir:
+        raise typer.BadParameter("applies only to FHIR records: add --fhir", param_hint="'--codes'")
     try:
         sources = discover(paths)
     except PatientPathError as exc:
         raise typer.BadParameter(str(exc), param_hint="PATH") from None
+    site_maps = common.site_maps(codes)
     as_list = len(sources) > 1 or any(Path(p).is_dir() for p in paths if p != STDIN)
     chosen = output_format or _default_format(as_list)
     evaluator = common.evaluator(rules, evidence)
@@ -167,7 +174,7 @@ def evaluate(
     if fhir:
         from ivig_cds.cli.fhir_input import fhir_runner
 
-        run_one = fhir_runner(evaluator)
+        run_one = fhir_runner(evaluator, site_maps)
     else:
         run_one = _patient_runner(evaluator)
     results, records = _evaluate_all(sources, run_one)

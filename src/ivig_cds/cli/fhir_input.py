@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivig_cds._evaluate import Evaluator
 from ivig_cds._patient import PatientContext
@@ -31,6 +31,9 @@ from ivig_cds.cli.patient_files import (
     read_document,
 )
 
+if TYPE_CHECKING:
+    from ivig_cds.fhir import SiteMaps
+
 
 @dataclass(frozen=True, slots=True)
 class RecordReading:
@@ -39,25 +42,34 @@ class RecordReading:
     conflicts: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     unmapped: tuple[str, ...] = ()
+    site_codes: dict[str, Any] | None = None  # the site code maps in force (`--codes`)
 
     def sections(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """Under plain headings, for text, Markdown and HTML; empty when there is nothing."""
-        return record_sections(conflicts=self.conflicts, notes=self.notes, unmapped=self.unmapped)
+        notes = self.notes
+        if self.site_codes is not None:
+            files = ", ".join(self.site_codes["files"])
+            notes = (f"Site code maps in force: {files} ({self.site_codes['hash']})", *notes)
+        return record_sections(conflicts=self.conflicts, notes=notes, unmapped=self.unmapped)
 
-    def as_json(self) -> dict[str, list[str]]:
-        return {
+    def as_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
             "notes": list(self.notes),
             "conflicts": list(self.conflicts),
             "unmapped": list(self.unmapped),
         }
+        if self.site_codes is not None:
+            document["site_codes"] = self.site_codes
+        return document
 
 
 Evaluated = tuple[Recommendation, RecordReading | None]
 Runner = Callable[[PatientSource, Callable[[], bytes]], Evaluated]
 
 
-def fhir_runner(evaluator: Evaluator) -> Runner:
-    """Read each file as FHIR, map it with the knowledge base's record windows, evaluate it."""
+def fhir_runner(evaluator: Evaluator, site_maps: SiteMaps | None = None) -> Runner:
+    """Read each file as FHIR, map it with the knowledge base's record windows (and the site
+    code maps, if any), evaluate it."""
     try:
         from ivig_cds.fhir import FhirDataError, patient_from_fhir
     except ModuleNotFoundError as exc:
@@ -70,12 +82,14 @@ def fhir_runner(evaluator: Evaluator) -> Runner:
     from ivig_cds.cli.knowledge import record_windows
 
     windows = record_windows(evaluator.knowledge_base)
+    codes = common.code_tables(site_maps)
+    described = site_maps.describe() if site_maps is not None else None
 
     def run(source: PatientSource, stdin: Callable[[], bytes]) -> Evaluated:
         document = read_document(source, stdin, max_bytes=MAX_FHIR_BYTES)
         refuse_other_documents(source, document.data)
         try:
-            mapping = patient_from_fhir(document.data, windows=windows)
+            mapping = patient_from_fhir(document.data, windows=windows, codes=codes)
         except FhirDataError as exc:
             raise PatientFileError(
                 source.name, "is not a usable FHIR Bundle", [Problem(p) for p in exc.problems]
@@ -84,6 +98,7 @@ def fhir_runner(evaluator: Evaluator) -> Runner:
             conflicts=tuple(str(c) for c in mapping.conflicts),
             notes=mapping.notes,
             unmapped=mapping.unmapped,
+            site_codes=described,
         )
         return evaluator.evaluate(mapping.patient), reading
 

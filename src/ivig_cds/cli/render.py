@@ -331,19 +331,23 @@ def render_json(rec: Recommendation) -> str:
 
 
 def result_json(
-    source: str, rec: Recommendation, record: Mapping[str, Sequence[str]] | None = None
+    source: str, rec: Recommendation, record: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """`{source, recommendation}`, and `record` beside them for a FHIR record: how it was read
-    (`{"notes": [...], "conflicts": [...], "unmapped": [...]}`)."""
+    (`{"notes": [...], "conflicts": [...], "unmapped": [...]}`, and `site_codes` with the
+    site code maps in force)."""
     document: dict[str, Any] = {"source": source, "recommendation": recommendation_json(rec)}
     if record is not None:
-        document["record"] = {key: list(items) for key, items in record.items()}
+        document["record"] = {
+            key: list(items) if isinstance(items, list | tuple) else items
+            for key, items in record.items()
+        }
     return document
 
 
 def render_json_list(
     results: Sequence[tuple[str, Recommendation | PatientFileError]],
-    records: Sequence[Mapping[str, Sequence[str]] | None] | None = None,
+    records: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> str:
     """Several files' outcomes, in order: `{source, recommendation}` (with `record`, from
     `records`, for FHIR records) or `{source, error, ...}`."""

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import typer
 
 from ivig_cds.cli import common
+from ivig_cds.cli.common import SiteCodeFiles
 
 commands = typer.Typer()
 
@@ -125,14 +126,17 @@ def serve(
             "otherwise: `git add .` would commit it).",
         ),
     ] = False,
+    codes: SiteCodeFiles = None,
 ) -> None:
     """Run the CDS Hooks 2.0 service (HTTP) on HOST:PORT until interrupted.
 
     Discovery is at GET /cds-services; hooks: patient-view, order-select, order-sign; health
     at GET /health. The store, journal and pseudonym key go to the data folder
     ($IVIG_CDS_DATA_DIR, else ~/.local/share/ivig-cds on Linux) unless their options say
-    otherwise. Exit codes: 0 stopped (Ctrl-C or SIGTERM); 1 could not start (port in use, key
-    refused, a worker failed to start); 2 usage error.
+    otherwise. With --codes, records are read with the site code maps too (checked before
+    the service starts; /health and every card name them and their hash). Exit codes: 0
+    stopped (Ctrl-C or SIGTERM); 1 could not start (port in use, key refused, an invalid site
+    code map, a worker failed to start); 2 usage error.
     """
     if log_format not in ("json", "text"):
         raise typer.BadParameter("expected 'json' or 'text'", param_hint="'--log-format'")
@@ -148,6 +152,7 @@ def serve(
             f"'{store}' is not sqlite:///FILE, postgresql://... or none", param_hint="'--store'"
         )
     issuers = _jwt_issuers(jwt_issuer or [])
+    common.site_maps(codes)  # every problem of every map, before anything starts
     jku = _jwt_jku(jwt_jku or [])
     try:
         from ivig_cds.service import ServeOptions, run
@@ -182,6 +187,7 @@ def serve(
                 journal_dir=None if journal is None else str(journal),
                 pseudonym_key_file=None if pseudonym_key_file is None else str(pseudonym_key_file),
                 allow_key_in_work_tree=allow_key_in_work_tree,
+                code_maps=[str(path) for path in codes or ()],
             )
         )
     except ServiceStartError as exc:

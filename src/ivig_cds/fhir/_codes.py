@@ -11,13 +11,16 @@ import functools
 from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic import StringConstraints as Str
 
 from ivig_cds._errors import IvigCdsError
 from ivig_cds._yaml import YamlProblem, parse_yaml
+
+if TYPE_CHECKING:
+    from ivig_cds.fhir._site_maps import SiteMaps
 
 # The groups the mapping reads, with the values an entry of each may map to.
 GROUP_VALUES: Mapping[str, frozenset[str]] = {
@@ -70,6 +73,15 @@ class CodeEntry(BaseModel):
     verified: _Text
 
 
+class SiteCodeEntry(CodeEntry):
+    """A code from a site code map (`--codes FILE`); `verified` names the file and line."""
+
+    group: str
+    site_file: str
+    line: int | None = None
+    column: int | None = None
+
+
 class CodeGroup(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -102,28 +114,35 @@ class CodeFile(BaseModel):
 
 
 class CodeTables:
-    """Every group of every code file, indexed by (system, code) for lookup."""
+    """Every group of every code file, indexed by (system, code) for lookup.
+
+    `site_maps` names the site code maps merged in (`with_site_maps`), None for the shipped
+    tables alone.
+    """
 
     def __init__(self, files: Mapping[str, CodeFile]) -> None:
         self._index: dict[str, dict[tuple[str, str], CodeEntry]] = {g: {} for g in GROUP_VALUES}
+        self._tables: dict[tuple[str, str, str], str] = {}
+        self.site_maps: SiteMaps | None = None
         for source, code_file in sorted(files.items()):
             for name, group in code_file.groups.items():
                 index = self._index[name]
                 for entry in group.codes:
-                    key = (entry.system, _normal(entry.system, entry.code))
+                    key = (entry.system, normal_code(entry.system, entry.code))
                     if key in index:
                         raise FhirCodeTableError(
                             f"{source}: {name}: {entry.system}|{entry.code} is listed twice; "
                             "keep one entry"
                         )
                     index[key] = entry
+                    self._tables[(name, *key)] = source
 
     def lookup(self, group: str, system: str | None, code: str | None) -> CodeEntry | None:
         """The entry of `group` for `system|code`, or None; see `ICD10_SYSTEMS`."""
         if system is None or code is None:
             return None
         index = self._index[group]
-        key = _normal(system, code)
+        key = normal_code(system, code)
         found = index.get((system, key))
         if found is None and system in _ICD10_GM and len(key) == 5:
             found = index.get((system, key[:4]))
@@ -132,8 +151,55 @@ class CodeTables:
     def entries(self, group: str) -> Iterator[CodeEntry]:
         yield from self._index[group].values()
 
+    def meaning(self, system: str, code: str) -> tuple[str, CodeEntry] | None:
+        """The group and entry that hold exactly `system|code` (no ICD-10-GM parent), if any."""
+        key = (system, normal_code(system, code))
+        for group, index in self._index.items():
+            if key in index:
+                return group, index[key]
+        return None
 
-def _normal(system: str, code: str) -> str:
+    def provenance(self, group: str, entry: CodeEntry) -> str:
+        """Where an entry comes from: its site map's file and line, or the shipped table and
+        the source it was verified against."""
+        if isinstance(entry, SiteCodeEntry):
+            return entry.verified
+        return f"shipped table {self.table(group, entry)}, verified against: {entry.verified}"
+
+    def table(self, group: str, entry: CodeEntry) -> str | None:
+        """The shipped file (`conditions.yaml`...) that holds `entry`; None for a site code."""
+        if isinstance(entry, SiteCodeEntry):
+            return None
+        return self._tables.get((group, entry.system, normal_code(entry.system, entry.code)))
+
+    def with_site_maps(self, site_maps: SiteMaps) -> CodeTables:
+        """These tables with the codes of `site_maps` added (`load_site_maps` has checked
+        them against the shipped tables); a code these tables already give the same concept
+        keeps its shipped entry.
+
+        Raises:
+            FhirCodeTableError: a site code means something else in these tables.
+        """
+        merged = CodeTables({})
+        merged._index = {g: dict(index) for g, index in self._index.items()}
+        merged._tables = dict(self._tables)
+        merged.site_maps = site_maps
+        for entry in site_maps.entries:
+            known = merged.meaning(entry.system, entry.code)
+            if known is None:
+                key = (entry.system, normal_code(entry.system, entry.code))
+                merged._index[entry.group][key] = entry
+            elif (known[0], known[1].value) != (entry.group, entry.value):
+                raise FhirCodeTableError(
+                    f"{entry.verified}: {entry.system}|{entry.code} is "
+                    f"{known[0]}/{known[1].value} in the code tables, not "
+                    f"{entry.group}/{entry.value}"
+                )
+        return merged
+
+
+def normal_code(system: str, code: str) -> str:
+    """`code` as the tables compare it."""
     # ICD-10 codes are case-insensitive in practice ("g35.a") and often sent without the dot
     # ("G35A"); other systems compare exactly.
     code = code.strip()

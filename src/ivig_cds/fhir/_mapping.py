@@ -39,7 +39,8 @@ class FhirMapping:
     Attributes:
         patient: the facts that mapped; unknown ones are None.
         conflicts: disagreements between resources; each leaves its field unknown.
-        notes: resources that were read but deliberately not used, and why.
+        notes: resources that were read but deliberately not used, and why; then each code
+            read through a site code map, with its file and line.
         unmapped: relevant resources whose codes are not in the code tables.
         sources: for each field that was set, the resources that set it; for
             `first_line_by_class` also per class (`first_line_by_class.interferon_beta`...).
@@ -113,7 +114,7 @@ def patient_from_resources(
     return FhirMapping(
         patient=context,
         conflicts=tuple(record.conflicts),
-        notes=tuple(record.notes),
+        notes=(*record.notes, *sorted(record.site_codes)),
         unmapped=tuple(record.unmapped),
         sources=dict(record.sources),
         ms_on_record=bool(record.ms_refs),
@@ -125,6 +126,7 @@ def evaluate_fhir(
     *,
     evaluator: Evaluator | None = None,
     as_of: dt.date | None = None,
+    codes: CodeTables | None = None,
 ) -> Recommendation:
     """Evaluate the patient a FHIR R4 Bundle (or prefetch dictionary) describes.
 
@@ -132,12 +134,14 @@ def evaluate_fhir(
         bundle: see `patient_from_fhir`.
         evaluator: the knowledge base to use; default the shipped one.
         as_of: the evaluation date for age and recency; default today.
+        codes: code tables to use; default the shipped ones. With a site's own codes:
+            `default_code_tables().with_site_maps(load_site_maps(["map.json"]))`.
 
     Raises:
         FhirDataError: the FHIR data is invalid, or resources conflict (each conflict is listed
             with the resources involved); resolve them in the record and try again.
     """
-    mapping = patient_from_fhir(bundle, as_of=as_of)
+    mapping = patient_from_fhir(bundle, as_of=as_of, codes=codes)
     if mapping.conflicts:
         raise FhirDataError([f"{c.message}; correct the record" for c in mapping.conflicts])
     return (evaluator or default_evaluator()).evaluate(mapping.patient)

@@ -17,7 +17,7 @@ from fhir.resources.R4B.resource import Resource
 
 from ivig_cds._loader import default_dirs
 from ivig_cds._record_windows import RECORD_WINDOWS_NAME, RecordWindows, load_record_windows
-from ivig_cds.fhir._codes import CodeEntry, CodeTables
+from ivig_cds.fhir._codes import CodeEntry, CodeTables, SiteCodeEntry
 
 
 @functools.cache
@@ -67,6 +67,7 @@ class Record:
         self.notes: list[str] = []
         self.unmapped: list[str] = []
         self.ms_refs: list[str] = []
+        self.site_codes: set[str] = set()  # how site-mapped codes were read, for the notes
         self.medications = {
             f"#{m.id}" if m.id else "": m
             for r in resources
@@ -96,6 +97,11 @@ class Record:
                 entry = self.codes.lookup(group, coding.system, coding.code)
                 if entry is not None:
                     found.append(entry)
+                    if isinstance(entry, SiteCodeEntry):
+                        self.site_codes.add(
+                            f"{entry.system}|{entry.code} read as "
+                            f"{_words(entry.group)}: {_words(entry.value)} ({entry.verified})"
+                        )
         return found
 
     def drug_concepts(self, resource: Any) -> list[CodeableConcept | None]:
@@ -126,3 +132,8 @@ def date_of(*candidates: object) -> dt.date | None:
         if isinstance(value, dt.date):
             return value
     return None
+
+
+def _words(name: str) -> str:
+    """A table's group or value in words ("ms diagnosis", "ivig") for a clinician's note."""
+    return name.replace("_", " ")

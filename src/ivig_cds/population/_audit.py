@@ -28,11 +28,13 @@ from ivig_cds._errors import EngineError, IvigCdsError
 from ivig_cds._evaluate import Evaluator
 from ivig_cds._records import evaluator_for
 from ivig_cds.fhir import (
+    CodeTables,
     FhirDataError,
     FhirMapping,
     for_mapping,
     ivig_given,
     patient_from_resources,
+    site_code_tables,
 )
 from ivig_cds.population._export import parse_date
 
@@ -72,20 +74,24 @@ class PatientAuditor:
     Attributes:
         as_of: the date of the tier "now" (the export's date unless the caller chose).
         knowledge_base: its rules and evidence folders; (None, None) for the shipped one.
+        code_maps: site code map files (`--codes`), read once per process; paths rather
+            than tables, so that the auditor pickles small (executors must read them).
     """
 
     as_of: dt.date
     knowledge_base: tuple[Path | None, Path | None] = (None, None)
+    code_maps: tuple[str, ...] = ()
 
     def __call__(self, key: str, rows: Sequence[Row]) -> PatientOutcome:
         evaluator = evaluator_for(*self.knowledge_base)
+        codes = site_code_tables(self.code_maps) if self.code_maps else None
         errors: list[tuple[int, int, str]] = []
         used: dict[int, int] = {}
         parsed: list[tuple[Resource, dict[str, Any]]] = []
         for file_index, line, text in rows:
             raw = json.loads(text)
             try:
-                resource = for_mapping(raw)
+                resource = for_mapping(raw, codes)
             except FhirDataError as exc:
                 problems = "; ".join(p.removeprefix("input: ") for p in exc.problems)
                 errors.append((file_index, line, f"invalid FHIR: {problems}"))
@@ -95,7 +101,9 @@ class PatientAuditor:
             if resource is not None:
                 parsed.append((resource, raw))
         try:
-            mapping = patient_from_resources(_on_record(parsed, self.as_of), as_of=self.as_of)
+            mapping = patient_from_resources(
+                _on_record(parsed, self.as_of), as_of=self.as_of, codes=codes
+            )
         except FhirDataError as exc:  # more than one Patient resource with this id cannot be
             problems = "; ".join(exc.problems)  # (grouped by id); kept for safety
             errors.extend((f, line, f"patient not mapped: {problems}") for f, line, _ in rows)
@@ -105,9 +113,11 @@ class PatientAuditor:
             tally = _tally(phenotype.value if phenotype else None, None, [])
             return PatientOutcome(key, None, tally, tuple(errors), tuple(sorted(used.items())))
         now = _judge(evaluator, mapping)
-        ivig = {id(r) for r in ivig_given(r for r, _ in parsed)}
+        ivig = {id(r) for r in ivig_given((r for r, _ in parsed), codes)}
         doses = [
-            _dose(evaluator, raw, parsed) for r, raw in parsed if id(r) in ivig and _was_given(raw)
+            _dose(evaluator, raw, parsed, codes)
+            for r, raw in parsed
+            if id(r) in ivig and _was_given(raw)
         ]
         doses.sort(key=lambda d: (d["date"] or "", d["resource"]))
         result = {
@@ -164,7 +174,10 @@ def _was_given(raw: dict[str, Any]) -> bool:
 
 
 def _dose(
-    evaluator: Evaluator, raw: dict[str, Any], parsed: list[tuple[Resource, dict[str, Any]]]
+    evaluator: Evaluator,
+    raw: dict[str, Any],
+    parsed: list[tuple[Resource, dict[str, Any]]],
+    codes: CodeTables | None,
 ) -> dict[str, Any]:
     kind = raw["resourceType"]
     day = recorded_on(raw)
@@ -185,7 +198,7 @@ def _dose(
     # doses), judged as an IVIG order is (the rules ask what matters before IVIG is given).
     before = [r for r in _on_record(parsed, day) if r.id != raw.get("id") or _kind(r) != kind]
     try:
-        mapping = patient_from_resources(before, as_of=day)
+        mapping = patient_from_resources(before, as_of=day, codes=codes)
     except FhirDataError:
         dose["note"] = "record not mappable at that date"
         return dose

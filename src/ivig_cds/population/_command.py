@@ -25,8 +25,11 @@ Writes OUT/results.ndjson (one line per patient with MS on record: phenotype, ti
 rule, missing data, mapping notes, each IVIG dose judged as of its date), OUT/errors.ndjson,
 OUT/summary.json and OUT/report.html. Patients are keyed by HMAC-SHA256 of their FHIR id under
 the key `ivig-cds serve` made (in its data folder), IVIG_CDS_PSEUDONYM_KEY or --key-file, unless
---keep-ids. Exit codes: 0 every line was read, 1 some lines went to errors.ndjson, 2 usage
-error, unreadable export, no pseudonym key, or OUT_DIR not a writable folder.
+--keep-ids. With --codes FILE (repeatable), the site's own codes are read through its code
+maps (a FHIR ConceptMap, a ValueSet per concept, or a YAML code table); summary.json names
+them and their hash. Exit codes: 0 every line was read, 1 some lines went to errors.ndjson or
+a site code map is invalid, 2 usage error, unreadable export, no pseudonym key, or OUT_DIR
+not a writable folder.
 """
 
 
@@ -77,7 +80,18 @@ def population(
             show_default=False,
         ),
     ] = None,
+    codes: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--codes",
+            metavar="FILE",
+            help="A site code map (FHIR ConceptMap or ValueSet JSON, or a YAML code table) for "
+            "your hospital's own codes. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
+    from ivig_cds.fhir import SiteMapError
     from ivig_cds.population._engines import duckdb_engine, spark_engine
     from ivig_cds.population._run import run_population
 
@@ -96,7 +110,17 @@ def population(
             if engine is EngineName.DUCKDB
             else spark_engine(spark_master)
         )
-        run = run_population(export, out, as_of=day, pseudonymizer=pseudonymizer, engine=chosen)
+        run = run_population(
+            export,
+            out,
+            as_of=day,
+            pseudonymizer=pseudonymizer,
+            engine=chosen,
+            code_maps=codes or (),
+        )
+    except SiteMapError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     except IvigCdsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

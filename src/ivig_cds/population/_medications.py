@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ivig_cds.fhir import FhirDataError, for_mapping
+from ivig_cds.fhir import CodeTables, FhirDataError, for_mapping
 
 
 @dataclass
@@ -36,7 +36,8 @@ class _Entry:
 class MedicationIndex:
     """`Medication/<id>` to where its line is, for the Medications the mapping can read."""
 
-    def __init__(self, *, with_text: bool) -> None:
+    def __init__(self, *, with_text: bool, codes: CodeTables | None = None) -> None:
+        self._codes = codes
         self._entries: dict[str, _Entry] = {}
         self._with_text = with_text
         self._unread: Counter[int] = Counter()  # per file: Medications naming no drug read
@@ -47,7 +48,7 @@ class MedicationIndex:
         """Index one Medication line (`where`: file index, line, byte offset and size); the
         reason it is an error, if it is one."""
         try:
-            readable = for_mapping(data) is not None
+            readable = for_mapping(data, self._codes) is not None
         except FhirDataError as exc:
             problems = "; ".join(p.removeprefix("input: ") for p in exc.problems)
             return f"invalid FHIR: {problems}"

@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from ivig_cds._errors import IvigCdsError
 from ivig_cds._pseudonym import Pseudonymizer
 from ivig_cds._vocabulary import Tier
+from ivig_cds.fhir import CodeTables, site_code_tables
 from ivig_cds.population._audit import PatientAuditor
 from ivig_cds.population._engines import SEPARATOR, Engine, duckdb_engine
 from ivig_cds.population._error_log import ErrorLog
@@ -86,6 +88,7 @@ def run_population(
     as_of: dt.date | None = None,
     pseudonymizer: Pseudonymizer | None = None,
     engine: Engine | None = None,
+    code_maps: Sequence[str | Path] = (),
 ) -> PopulationRun:
     """Audit a FHIR Bulk Data export; see the module docstring.
 
@@ -96,11 +99,16 @@ def run_population(
             (from its saved manifest), else the newest `meta.lastUpdated` in it.
         pseudonymizer: keys results by HMAC of the FHIR patient id; None keeps the ids.
         engine: `duckdb_engine(workers)` (default, one process) or `spark_engine(master)`.
+        code_maps: site code map files (`--codes`), checked before anything is read; the
+            summary then names them and their hash (`site_codes`).
 
     Raises:
+        SiteMapError: a site code map is invalid (every problem listed).
         ExportError: the folder is not an export, or it has no date and none was given.
         OutputError: `out` is a file, or cannot be created (checked before any work).
     """
+    maps = tuple(str(path) for path in code_maps)
+    codes = site_code_tables(maps) if maps else None
     files = export_files(export)
     _output_folder(out)
     counts = [FileCount(f.name) for f in files]
@@ -112,7 +120,9 @@ def run_population(
         staging = scratch / "staged.txt"
         errors = ErrorLog(scratch)
         chosen = engine or duckdb_engine()
-        newest = _stage(files, counts, errors, staging, pseudonymizer, with_text=chosen.with_text)
+        newest = _stage(
+            files, counts, errors, staging, pseudonymizer, with_text=chosen.with_text, codes=codes
+        )
         if as_of is None:
             as_of, source = newest, "the newest meta.lastUpdated in the export"
         if as_of is None:
@@ -124,7 +134,7 @@ def run_population(
         tally = _Tally()
         with (out / "results.ndjson").open("w", encoding="utf-8") as results:
             sources = [f.path for f in files]
-            for outcome in chosen(staging, sources, PatientAuditor(as_of), scratch):
+            for outcome in chosen(staging, sources, PatientAuditor(as_of, code_maps=maps), scratch):
                 if outcome.result is not None:
                     results.write(outcome.result + "\n")
                 tally.add(json.loads(outcome.tally))
@@ -136,6 +146,8 @@ def run_population(
             counts[index].errors = n
         errors.write(out / "errors.ndjson", [f.name for f in files])
     run.summary = tally.summary(run)
+    if codes is not None and codes.site_maps is not None:
+        run.summary["site_codes"] = codes.site_maps.describe()
     (out / "summary.json").write_text(json.dumps(run.summary, indent=2) + "\n", encoding="utf-8")
     write_report(out / "report.html", run.summary)
     return run
@@ -163,12 +175,13 @@ def _stage(
     pseudonymizer: Pseudonymizer | None,
     *,
     with_text: bool,
+    codes: CodeTables | None = None,
 ) -> dt.date | None:
     """Triage every line; index the patients' lines in `staging` (with their text if
     `with_text`), each order's Medication beside it; return the newest lastUpdated."""
     newest = ""
     keys: dict[str, str] = {}
-    medications = MedicationIndex(with_text=with_text)
+    medications = MedicationIndex(with_text=with_text, codes=codes)
 
     def key_of(patient_id: str) -> str:
         key = keys.get(patient_id)

@@ -24,7 +24,7 @@ from starlette.middleware.cors import CORSMiddleware
 from ivig_cds._evaluate import Evaluator, default_evaluator
 from ivig_cds._patient import PatientContext
 from ivig_cds._pseudonym import Pseudonymizer
-from ivig_cds.fhir import DraftOrder, FhirDataError, patient_from_fhir
+from ivig_cds.fhir import CodeTables, DraftOrder, FhirDataError, patient_from_fhir
 from ivig_cds.service.actions import add_actions, asked_by_order, removal_warranted
 from ivig_cds.service.auth import IssuerKeys, JwtVerifier
 from ivig_cds.service.cards import card_for
@@ -63,6 +63,7 @@ def create_app(
     pseudonymizer: Pseudonymizer | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     today: Callable[[], dt.date] | None = None,
+    codes: CodeTables | None = None,
 ) -> FastAPI:
     """Build the CDS Hooks service.
 
@@ -86,6 +87,9 @@ def create_app(
             key per process (records then cannot be linked across restarts).
         max_body_bytes: larger request bodies are refused with 413.
         today: the evaluation date (for tests); default the current date.
+        codes: the code tables to read records with; default the shipped ones. With a
+            site's codes: `default_code_tables().with_site_maps(load_site_maps(paths))`;
+            /health and every card then name the site maps and their hash.
 
     Returns:
         The ASGI application; serve it with uvicorn (see `run`).
@@ -105,6 +109,7 @@ def create_app(
         pseudonymize=pseudonymizer,
         report_url=report_url,
         today=today or dt.date.today,
+        codes=codes,
     )
     app = FastAPI(
         title="IVIG-CDS CDS Hooks service",
@@ -146,6 +151,7 @@ class _CdsHooks:
         pseudonymize: Callable[[str], str],
         report_url: str | None,
         today: Callable[[], dt.date],
+        codes: CodeTables | None,
     ) -> None:
         self.engine = engine
         self.verifier = verifier
@@ -155,8 +161,11 @@ class _CdsHooks:
         self.pseudonymize = pseudonymize
         self.report_url = report_url
         self.today = today
+        self.codes = codes
+        maps = codes.site_maps if codes is not None else None
+        self.site_codes = maps.describe() if maps is not None else None
         self.services = {s.id: s for s in SERVICES}
-        self.templates = prefetch_templates()
+        self.templates = prefetch_templates(codes)
 
     async def discovery(self, request: Request) -> dict[str, Any]:
         log_fields(request.scope.get("state", {}))["endpoint"] = "discovery"
@@ -188,6 +197,7 @@ class _CdsHooks:
                 "version": kb.version,
                 "hash": kb.content_hash,
             },
+            **({"siteCodes": self.site_codes} if self.site_codes else {}),
             "store": store,
         }
         return JSONResponse(body, status_code=503 if store == "unavailable" else 200)
@@ -209,14 +219,14 @@ class _CdsHooks:
             raise ApiError(400, "context.patientId is required")
         order: DraftOrder | None = None
         if service.hook != "patient-view":
-            orders = ivig_draft_orders(hook.context, service.hook)
+            orders = ivig_draft_orders(hook.context, service.hook, self.codes)
             if not orders:
                 log["cards"] = []
                 return {"cards": []}
             order = orders[0]
         prefetch = await gather(hook, patient_id, self.templates, self.fhir_server)
         try:
-            mapping = patient_from_fhir(prefetch, as_of=self.today())
+            mapping = patient_from_fhir(prefetch, as_of=self.today(), codes=self.codes)
         except FhirDataError as exc:
             raise ApiError(400, "the prefetch holds unusable FHIR data", exc.problems) from None
         if not mapping.ms_on_record:
@@ -259,6 +269,7 @@ class _CdsHooks:
             ordering=order is not None,
             order=order.reference if order else None,
             conflicts=conflicts,
+            site_codes=self.site_codes,
         )
         if card is None:
             return None, recommendation.tier.value, True

@@ -97,6 +97,7 @@ def card_for(
     ordering: bool = False,
     order: str | None = None,
     conflicts: Sequence[str] = (),
+    site_codes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The CDS Hooks card for a recommendation, or None when there is nothing to show.
 
@@ -107,6 +108,8 @@ def card_for(
         ordering: the card answers an order hook for IVIG.
         order: the draft order the card is about (`MedicationRequest/id`), if any.
         conflicts: disagreements in the record that left facts unknown, shown in the detail.
+        site_codes: the site code maps the record was read with (`SiteMaps.describe()`),
+            named in the extension beside the knowledge base.
     """
     rec = recommendation
     if rec.tier is Tier.NOT_APPLICABLE:
@@ -134,6 +137,7 @@ def card_for(
                 "unusedFacts": list(rec.unused_facts),
                 "conflicts": len(conflicts),
                 "knowledgeBase": rec.knowledge_base.model_dump(mode="json"),
+                **({"siteCodes": dict(site_codes)} if site_codes else {}),
                 **({"order": order} if order else {}),
             }
         },

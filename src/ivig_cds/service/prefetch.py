@@ -13,7 +13,13 @@ from typing import Any
 
 import httpx
 
-from ivig_cds.fhir import DraftOrder, FhirDataError, default_code_tables, read_draft_orders
+from ivig_cds.fhir import (
+    CodeTables,
+    DraftOrder,
+    FhirDataError,
+    default_code_tables,
+    read_draft_orders,
+)
 from ivig_cds.service.errors import ApiError
 from ivig_cds.service.wire import HookRequest
 
@@ -26,9 +32,10 @@ _P = "{{context.patientId}}"
 REQUIRED_PREFETCH = {"patient": "Patient", "conditions": "Condition"}
 
 
-def prefetch_templates() -> dict[str, str]:
-    """The prefetch the services ask for, by key, as FHIR query templates."""
-    codes = default_code_tables()
+def prefetch_templates(codes: CodeTables | None = None) -> dict[str, str]:
+    """The prefetch the services ask for, by key, as FHIR query templates (the observation
+    and procedure codes from `codes`, default the shipped tables)."""
+    codes = codes or default_code_tables()
     observed = ",".join(f"{e.system}|{e.code}" for e in codes.entries("observation_kind"))
     deliveries = ",".join(f"{e.system}|{e.code}" for e in codes.entries("delivery"))
     return {
@@ -44,14 +51,16 @@ def prefetch_templates() -> dict[str, str]:
     }
 
 
-def ivig_draft_orders(context: Mapping[str, Any], hook: str) -> list[DraftOrder]:
+def ivig_draft_orders(
+    context: Mapping[str, Any], hook: str, codes: CodeTables | None = None
+) -> list[DraftOrder]:
     """The IVIG MedicationRequests in `draftOrders` (for order-select, selected), read
-    leniently; orders whose reason names a non-MS indication get no MS card."""
+    leniently with `codes`; orders whose reason names a non-MS indication get no MS card."""
     drafts = context.get("draftOrders")
     if drafts is None:
         raise ApiError(400, f"context.draftOrders is required for {hook}")
     try:
-        found = [o for o in read_draft_orders(drafts).ivig if not o.other_indication]
+        found = [o for o in read_draft_orders(drafts, codes=codes).ivig if not o.other_indication]
     except FhirDataError as exc:
         raise ApiError(
             400, "context.draftOrders is not a usable FHIR Bundle", exc.problems

@@ -47,6 +47,7 @@ from ivig_cds._data_dir import (
 )
 from ivig_cds._errors import IvigCdsError
 from ivig_cds._pseudonym import ENV_KEY, Pseudonymizer, PseudonymKeyError, ensure_key, read_key
+from ivig_cds.fhir import site_code_tables
 from ivig_cds.service.app import create_app
 from ivig_cds.service.journal import Journal
 from ivig_cds.service.jti import (
@@ -103,6 +104,7 @@ class ServeOptions:
     allow_key_in_work_tree: bool = False  # create a new key inside a git work tree all the same
     report_url: str | None = None
     jti_file: str | None = None  # shared by the workers for the jti memory
+    code_maps: list[str] = field(default_factory=list)  # site code maps (`--codes FILE`)
 
 
 class NoDelayH11Protocol(H11Protocol):
@@ -164,6 +166,7 @@ def build_app(options: ServeOptions) -> FastAPI:
         report_url=options.report_url,
         recorder=recorder,
         pseudonymizer=pseudonymizer,
+        codes=site_code_tables(tuple(options.code_maps)) if options.code_maps else None,
     )
 
 
