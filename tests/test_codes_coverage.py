@@ -16,7 +16,6 @@ from typer.testing import CliRunner, Result
 
 from ivig_cds.cli import app
 from ivig_cds.codes import (
-    TARGET_SYSTEM,
     Category,
     Coverage,
     Match,
@@ -25,7 +24,7 @@ from ivig_cds.codes import (
 )
 from ivig_cds.codes._formats import CSV_COLUMNS
 from ivig_cds.codes._words import relevant
-from ivig_cds.fhir import load_code_tables
+from ivig_cds.fhir import CONCEPT_SYSTEM, load_code_tables
 from tests.bulk_export import generate
 from tests.fhir_records import ICD10GM, SCT
 
@@ -272,12 +271,12 @@ def test_starter_concept_map_has_a_group_per_system_and_empty_targets(
     assert written["group"] == [
         {
             "source": HOSPITAL_DX,
-            "target": TARGET_SYSTEM,
+            "target": CONCEPT_SYSTEM,
             "element": [{"code": "MS-R", "display": LOCAL_MS[2], "target": []}],
         },
         {
             "source": FORMULARY,
-            "target": TARGET_SYSTEM,
+            "target": CONCEPT_SYSTEM,
             "element": [{"code": "PRIV10", "display": PRIVIGEN[2], "target": []}],
         },
     ]
@@ -403,7 +402,7 @@ def test_public_names_are_pinned() -> None:
     import ivig_cds.codes  # noqa: PLC0415  # the module object itself, for its __all__
 
     assert ivig_cds.codes.__all__ == [
-        "TARGET_SYSTEM", "Category", "CodeUse", "Coverage", "Match", "TableMapping",
+        "Category", "CodeUse", "Coverage", "Match", "TableMapping",
         "code_coverage", "commands", "concept_map", "render_csv", "render_json", "render_text",
     ]  # fmt: skip
     for name in ivig_cds.codes.__all__:

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from ivig_cds.codes._command import commands
     from ivig_cds.codes._coverage import CodeUse, Coverage, TableMapping, code_coverage
     from ivig_cds.codes._formats import (
-        TARGET_SYSTEM,
         concept_map,
         render_csv,
         render_json,
@@ -35,7 +34,6 @@ _LAZY = {
     "Coverage": "_coverage",
     "TableMapping": "_coverage",
     "code_coverage": "_coverage",
-    "TARGET_SYSTEM": "_formats",
     "concept_map": "_formats",
     "render_csv": "_formats",
     "render_json": "_formats",
@@ -45,7 +43,6 @@ _LAZY = {
 }
 
 __all__ = [
-    "TARGET_SYSTEM",
     "Category",
     "CodeUse",
     "Coverage",

@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 from ivig_cds.codes._coverage import CodeUse, Coverage, kinds_of
+from ivig_cds.fhir import CONCEPT_SYSTEM
 
-TARGET_SYSTEM = "urn:ivig-cds:concept"
 """The target system of a site ConceptMap; its codes are `<group>/<value>` of the tables."""
 
 _KIND_TITLES = {
@@ -170,7 +170,7 @@ _HOW_TO_FILL = (
     "disease-modifying therapy, methylprednisolone, immunoglobulin) but that the code "
     "tables in use do not map. Every target is empty: nothing is mapped until the site's "
     "terminology team fills one in. To map a code, give its `target` one entry whose code is "
-    f"a concept `<group>/<value>` of the group's target system {TARGET_SYSTEM} (for example "
+    f"a concept `<group>/<value>` of the group's target system {CONCEPT_SYSTEM} (for example "
     "`ms_diagnosis/RRMS`, `ms_diagnosis/unspecified`, `medication/ivig`, "
     "`medication/interferon_beta`, `medication/other_dmt`, `medication/methylprednisolone`) "
     "and equivalence `equivalent`; the groups and their values are those of "
@@ -195,7 +195,7 @@ def concept_map(coverage: Coverage) -> dict[str, Any]:
     groups = []
     for system, elements in sorted(systems.items()):
         group: dict[str, Any] = {"source": system} if system else {}
-        group["target"] = TARGET_SYSTEM
+        group["target"] = CONCEPT_SYSTEM
         group["element"] = [elements[code] for code in sorted(elements)]
         groups.append(group)
     return {
