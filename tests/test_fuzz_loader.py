@@ -87,7 +87,10 @@ def load_outcome(root: Path, changed: Path) -> KnowledgeBaseError | None:
             assert match, text
             assert Path(match["path"]).is_relative_to(root), text
             assert (issue.line is None) == (issue.column is None)
-        assert any(issue.path == str(changed) for issue in exc.issues), exc
+        # The changed file is named, unless the damage only dropped the last citation of a work
+        # (a deleted or replaced evidence id): then the work itself is reported, uncited.
+        uncited = all("is cited by no rule" in issue.message for issue in exc.issues)
+        assert uncited or any(issue.path == str(changed) for issue in exc.issues), exc
         return exc
     except Exception as exc:
         trace = "".join(traceback.format_exception(exc))
@@ -318,3 +321,14 @@ def test_validate_command_never_shows_a_traceback(
     assert "Traceback" not in result.output
     assert result.exit_code == 1
     assert f"  {target}" in result.stderr
+
+
+def test_dropping_the_only_citation_of_a_work_names_the_work(kb_copy: Path) -> None:
+    """A rule edited so that a work is cited by no rule: the work's file is named, located."""
+    with replaced(kb_copy, C05, c05_with("  - pmid-16042226\n", "")) as target:
+        error = load_outcome(kb_copy, target)
+    assert error is not None
+    assert [str(i).removeprefix(str(kb_copy)) for i in error.issues] == [
+        "/evidence/pmid-16042226.yaml:1:1: id: evidence 'pmid-16042226' is cited by no rule; "
+        "cite it or mark it 'background: true'"
+    ]
