@@ -17,6 +17,7 @@ on record" counts the Conditions read).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -28,6 +29,8 @@ from ivig_cds.fhir._conditions import names_ms_family
 from ivig_cds.fhir._parse import resources_of
 from ivig_cds.fhir._thrombosis import names_thrombotic_family
 
+CODING_MEMO = 50_000  # codings whose answer is remembered per code tables (0: none)
+STAND_IN_TEMPLATE = True  # False: build each stand-in afresh (the plain path, for tests)
 _ALWAYS = ("resourceType", "id", "contained", "subject", "patient")  # `contained`: Record
 _MEDICATION = ("status", "medicationCodeableConcept", "medicationReference", "statusReason")
 
@@ -94,11 +97,23 @@ def for_mapping(raw: Mapping[str, Any], codes: CodeTables | None = None) -> Reso
         return resources_of(project(raw))[0]
     if raw.get("resourceType") == "Condition":
         rid = raw.get("id")
-        stand_in: Condition = Condition.model_construct(  # type: ignore[call-arg]
-            id=rid if isinstance(rid, str) else None  # never validated: `subject` may go
-        )
-        return stand_in
+        return stand_in(rid if isinstance(rid, str) else None)
     return None
+
+
+@functools.cache
+def _stand_in_template() -> Condition:
+    template: Condition = Condition.model_construct(id=None)  # type: ignore[call-arg]
+    return template
+
+
+def stand_in(rid: str | None) -> Condition:
+    """An empty Condition with id `rid`, never validated (`subject` may go): equal to
+    `Condition.model_construct(id=rid)`, copied from a template (a tenth of the cost)."""
+    if not STAND_IN_TEMPLATE:
+        built: Condition = Condition.model_construct(id=rid)  # type: ignore[call-arg]
+        return built
+    return _stand_in_template().model_copy(update={"id": rid})
 
 
 def _readable(raw: Mapping[str, Any], codes: CodeTables) -> bool:
@@ -110,24 +125,62 @@ def _readable(raw: Mapping[str, Any], codes: CodeTables) -> bool:
             return True  # malformed: parse it, so that the problem is reported
         display = coding.get("display")
         text = display if isinstance(display, str) else None
-        if (
-            any(codes.lookup(g, system, code) for g in GROUP_VALUES)
-            or names_ms_family(system, code, text)
-            or names_thrombotic_family(system, code, text)
-        ):
+        if _coding_read(codes, system, code, text):
             return True
     return False
 
 
+def _coding_read(codes: CodeTables, system: str | None, code: str | None, text: str | None) -> bool:
+    """Whether the mapping reads a coding: in the code tables, or of the MS or thrombotic
+    family. An export repeats a few thousand codings millions of times: each answer is
+    remembered per code tables (`CODING_MEMO` of them at most, then forgotten)."""
+    if CODING_MEMO <= 0:
+        return _read(codes, system, code, text)
+    memo = _memo_of(codes)
+    key = (system, code, text)
+    found = memo.get(key)
+    if found is None:
+        found = _read(codes, system, code, text)
+        if len(memo) >= CODING_MEMO:
+            memo.clear()
+        memo[key] = found
+    return found
+
+
+_MEMOS: dict[int, tuple[CodeTables, dict[tuple[str | None, ...], bool]]] = {}
+
+
+def _memo_of(codes: CodeTables) -> dict[tuple[str | None, ...], bool]:
+    held = _MEMOS.get(id(codes))
+    if held is None or held[0] is not codes:
+        if len(_MEMOS) >= 8:  # a process uses one or two code tables: keep it small
+            _MEMOS.clear()
+        held = _MEMOS[id(codes)] = (codes, {})  # the tables held: their id stays theirs
+    return held[1]
+
+
+def _read(codes: CodeTables, system: str | None, code: str | None, text: str | None) -> bool:
+    return (
+        any(codes.lookup(g, system, code) for g in GROUP_VALUES)
+        or names_ms_family(system, code, text)
+        or names_thrombotic_family(system, code, text)
+    )
+
+
+_LEAVES = (str, int, float, type(None))  # JSON scalars: nothing to walk into
+
+
 def _codings(value: object) -> Iterator[Mapping[str, Any]]:
-    """Every coding in a resource, at any depth."""
+    """Every coding in a resource, at any depth (scalars in objects are not stacked: a third
+    of the walk's cost, run on every resource of an export)."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, Mapping):
             for key, child in item.items():
-                if key == "coding" and isinstance(child, list):
-                    yield from (c for c in child if isinstance(c, Mapping))
-                stack.append(child)
+                if not isinstance(child, _LEAVES):
+                    if key == "coding" and isinstance(child, list):
+                        yield from (c for c in child if isinstance(c, Mapping))
+                    stack.append(child)
         elif isinstance(item, list):
             stack.extend(item)

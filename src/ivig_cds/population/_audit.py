@@ -54,6 +54,11 @@ _RECORDED_ON = {
 _DOSE = {"MedicationAdministration": "administration", "MedicationRequest": "order"}
 _NOT_GIVEN = ("entered-in-error", "not-done", "cancelled")
 _NOT_ORDERS = ("proposal", "plan")
+JUDGED_CACHE = 4096
+"""Distinct patient contexts whose judgement each process remembers (0: none). A judgement
+depends only on the context (its patient id aside), `ivig_ordered` and the knowledge base, and
+many patients and doses share a context: each is evaluated once. Bounded: memory stays flat."""
+_judged: dict[tuple[object, ...], dict[str, Any]] = {}
 
 
 class PatientOutcome(NamedTuple):
@@ -112,7 +117,7 @@ class PatientAuditor:
             phenotype = mapping.patient.ms_phenotype
             tally = _tally(phenotype.value if phenotype else None, None, [])
             return PatientOutcome(key, None, tally, tuple(errors), tuple(sorted(used.items())))
-        now = _judge(evaluator, mapping)
+        now = _judge_once(evaluator, mapping)
         ivig = {id(r) for r in ivig_given((r for r, _ in parsed), codes)}
         doses = [
             _dose(evaluator, raw, parsed, codes)
@@ -137,6 +142,31 @@ class PatientAuditor:
         text = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
         tally = _tally(now["phenotype"], now, doses)
         return PatientOutcome(key, text, tally, tuple(errors), tuple(sorted(used.items())))
+
+
+def _judge_once(
+    evaluator: Evaluator, mapping: FhirMapping, *, ivig_ordered: bool = False
+) -> dict[str, Any]:
+    """`_judge`, remembered per (knowledge base content, context without its patient id,
+    ivig_ordered): keyed by content, never by object identity, so a new evaluator at an old
+    address cannot be handed another knowledge base's answers."""
+    if JUDGED_CACHE <= 0:
+        return _judge(evaluator, mapping, ivig_ordered=ivig_ordered)
+    context = mapping.patient
+    key = (
+        evaluator.knowledge_base.content_hash,
+        ivig_ordered,
+        *(v for k, v in context if k != "patient_id"),
+    )
+    judged = _judged.get(key)
+    if judged is None:
+        judged = _judge(evaluator, mapping, ivig_ordered=ivig_ordered)
+        if "error" in judged:
+            return judged
+        if len(_judged) >= JUDGED_CACHE:
+            del _judged[next(iter(_judged))]  # the oldest
+        _judged[key] = judged
+    return {**judged, "cautions": [*judged["cautions"]], "missing_data": [*judged["missing_data"]]}
 
 
 def _judge(
@@ -202,7 +232,7 @@ def _dose(
     except FhirDataError:
         dose["note"] = "record not mappable at that date"
         return dose
-    judged = _judge(evaluator, mapping, ivig_ordered=True)
+    judged = _judge_once(evaluator, mapping, ivig_ordered=True)
     dose.update(
         tier=judged["tier"],
         primary_rule=judged["primary_rule"],
