@@ -151,7 +151,8 @@ def diff(
         Path | None,
         typer.Option(
             metavar="PATH",
-            help="--bulk: pseudonym key file (if IVIG_CDS_PSEUDONYM_KEY is unset).",
+            help="--bulk: pseudonym key file. Default: the key `ivig-cds serve` keeps in its data "
+            "folder (or IVIG_CDS_PSEUDONYM_KEY).",
             show_default=False,
         ),
     ] = None,
